@@ -1,0 +1,192 @@
+//! The hash chain: `hash` is SHA-256 (hex) over the record's canonical JSON (keys sorted,
+//! no whitespace) without its `hash` field; `prev_hash` is the hash of the record before,
+//! or `GENESIS_HASH` for the first. Verification is pure over lines of text.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Adds `seq`, `prev_hash` and `hash` to a record and returns its line (without newline).
+pub fn seal(mut record: Value, seq: u64, prev_hash: &str) -> (String, String) {
+    let object = record
+        .as_object_mut()
+        .expect("audit records are JSON objects");
+    object.remove("hash");
+    object.insert("seq".into(), seq.into());
+    object.insert("prev_hash".into(), prev_hash.into());
+    let hash = digest(&record);
+    record
+        .as_object_mut()
+        .expect("audit records are JSON objects")
+        .insert("hash".into(), hash.clone().into());
+    (record.to_string(), hash)
+}
+
+/// serde_json's default map is ordered by key, so `to_string` is canonical.
+fn digest(record: &Value) -> String {
+    hex::encode(Sha256::digest(record.to_string().as_bytes()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifySummary {
+    pub records: u64,
+    pub last_seq: Option<u64>,
+    pub last_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct VerifyError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Checks a sequence of lines from `GENESIS_HASH` (or `start`). `complete` tells whether
+/// the input ended with a newline, so a torn last line can be told from a bad one.
+pub fn verify_lines<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    start: Option<&str>,
+    complete: bool,
+) -> Result<VerifySummary, VerifyError> {
+    let mut prev = start.unwrap_or(GENESIS_HASH).to_owned();
+    let mut last_seq: Option<u64> = None;
+    let mut records = 0;
+    let lines: Vec<&str> = lines.into_iter().collect();
+    let total = lines.len();
+    for (index, line) in lines.into_iter().enumerate() {
+        let number = index + 1;
+        let fail = |message: String| VerifyError {
+            line: number,
+            message,
+        };
+        let mut record: Value = match serde_json::from_str(line) {
+            Ok(record @ Value::Object(_)) => record,
+            _ if number == total && !complete => {
+                return Err(fail(
+                    "torn last line: the writer stopped mid-record (crash?)".into(),
+                ));
+            }
+            _ => return Err(fail("not a JSON object".into())),
+        };
+        let object = record.as_object_mut().expect("checked above");
+        let Some(Value::String(claimed)) = object.remove("hash") else {
+            return Err(fail("no hash field".into()));
+        };
+        if object.get("prev_hash").and_then(Value::as_str) != Some(prev.as_str()) {
+            return Err(fail(format!(
+                "prev_hash does not match the hash of the record before: a record was removed, inserted or reordered (expected {prev})"
+            )));
+        }
+        let seq = object
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| fail("no seq field".into()))?;
+        if let Some(last) = last_seq
+            && seq != last + 1
+        {
+            return Err(fail(format!("seq {seq} does not follow {last}")));
+        }
+        let actual = digest(&record);
+        if actual != claimed {
+            return Err(fail(
+                "hash does not match the record's content: the record was edited".into(),
+            ));
+        }
+        prev = claimed;
+        last_seq = Some(seq);
+        records += 1;
+    }
+    Ok(VerifySummary {
+        records,
+        last_seq,
+        last_hash: prev,
+    })
+}
+
+/// Verifies one file from the start of the chain (or from `start`, the last hash of the file before).
+pub fn verify_file(path: &Path, start: Option<&str>) -> Result<VerifySummary, VerifyError> {
+    let io_error = |e: std::io::Error| VerifyError {
+        line: 0,
+        message: format!("failed to read {}: {e}", path.display()),
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut text = String::new();
+    let mut buffer = String::new();
+    while reader.read_line(&mut buffer).map_err(io_error)? > 0 {
+        text.push_str(&buffer);
+        buffer.clear();
+    }
+    let complete = text.is_empty() || text.ends_with('\n');
+    verify_lines(text.lines(), start, complete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn chain_of(n: u64) -> Vec<String> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (0..n)
+            .map(|seq| {
+                let (line, hash) = seal(
+                    json!({"request_id": format!("r{seq}"), "outcome": "updated"}),
+                    seq,
+                    &prev,
+                );
+                prev = hash;
+                line
+            })
+            .collect()
+    }
+
+    fn verify(lines: &[String]) -> Result<VerifySummary, VerifyError> {
+        verify_lines(lines.iter().map(String::as_str), None, true)
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let summary = verify(&chain_of(5)).unwrap();
+
+        assert_eq!(summary.records, 5);
+        assert_eq!(summary.last_seq, Some(4));
+    }
+
+    #[test]
+    fn an_edited_record_is_named_by_its_line() {
+        let mut lines = chain_of(5);
+        lines[2] = lines[2].replace("\"updated\"", "\"denied\"");
+
+        let error = verify(&lines).unwrap_err();
+
+        assert_eq!(error.line, 3);
+        assert!(error.message.contains("edited"));
+    }
+
+    #[test]
+    fn a_deleted_or_reordered_record_breaks_the_chain_at_that_line() {
+        let mut deleted = chain_of(5);
+        deleted.remove(1);
+        let mut reordered = chain_of(5);
+        reordered.swap(3, 4);
+
+        assert_eq!(verify(&deleted).unwrap_err().line, 2);
+        assert_eq!(verify(&reordered).unwrap_err().line, 4);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_reported_as_torn() {
+        let mut lines = chain_of(3);
+        lines[2].truncate(10);
+
+        let error = verify_lines(lines.iter().map(String::as_str), None, false).unwrap_err();
+
+        assert_eq!(error.line, 3);
+        assert!(error.message.contains("torn"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The audit log: one JSON line per event, values as HMAC-SHA256, every record chained
+//! to the one before by SHA-256. Records are durable (fdatasync) before `append` returns.
+//! Must not depend on routes, policy internals or cognito.
+
+mod chain;
+mod record;
+mod writer;
+
+pub use chain::{GENESIS_HASH, VerifyError, VerifySummary, verify_file, verify_lines};
+pub use record::{AuditRecord, DecisionRecord, Event, KeyError, ValueHasher, now_rfc3339};
+pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead, FileStore};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    #[error("failed to write the audit log: {0}")]
+    Write(String),
+    #[error("the audit writer has stopped")]
+    Stopped,
+    #[error("failed to open the audit log {path}: {message}")]
+    Open { path: String, message: String },
+}

@@ -1,0 +1,170 @@
+//! What one audit record holds, and the keyed hash that stands in for every value.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde::Serialize;
+use sha2::Sha256;
+
+use crate::auth::Caller;
+use crate::error::{DeniedAttribute, FieldError};
+
+/// The shortest audit HMAC key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+/// Caller-supplied strings (username, pool id) are cut to this many characters in records.
+const MAX_ECHO_CHARS: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// A request decided in one step: denied, invalid or dry run.
+    Request,
+    /// An allowed request, written before Cognito is called.
+    Intent,
+    /// What Cognito answered to an intent.
+    Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionRecord {
+    pub allowed: bool,
+    pub applicable_roles: Vec<String>,
+    pub denied: Vec<DeniedAttribute>,
+}
+
+/// One audit event before it is chained. The writer adds `seq`, `prev_hash` and `hash`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub time: String,
+    pub request_id: String,
+    pub event: Event,
+    pub caller: Caller,
+    pub pool_id: String,
+    pub username: String,
+    /// The requested attribute names, sorted.
+    pub attributes: Vec<String>,
+    /// Each requested value as HMAC-SHA256 (hex) under the audit key; never the value itself.
+    pub values: BTreeMap<String, String>,
+    pub decision: Option<DecisionRecord>,
+    pub policy_revision: String,
+    pub dry_run: bool,
+    /// updated, denied, invalid, dry_run, pending (an intent), or an upstream error code.
+    pub outcome: String,
+    pub cognito_request_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl AuditRecord {
+    /// A record for `request_id` with the current time; the rest is filled by the caller.
+    pub fn new(
+        request_id: &str,
+        event: Event,
+        caller: &Caller,
+        pool_id: &str,
+        username: &str,
+    ) -> Self {
+        Self {
+            time: now_rfc3339(),
+            request_id: request_id.to_owned(),
+            event,
+            caller: caller.clone(),
+            pool_id: truncate(pool_id),
+            username: truncate(username),
+            attributes: Vec::new(),
+            values: BTreeMap::new(),
+            decision: None,
+            policy_revision: String::new(),
+            dry_run: false,
+            outcome: String::new(),
+            cognito_request_id: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+fn truncate(raw: &str) -> String {
+    raw.chars().take(MAX_ECHO_CHARS).collect()
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// HMAC-SHA256 of attribute values under the configured key, so the log can be searched
+/// for a known value (`attrgate audit hash`) without ever holding one in clear.
+#[derive(Clone)]
+pub struct ValueHasher {
+    key: SecretSlice<u8>,
+}
+
+impl std::fmt::Debug for ValueHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ValueHasher([redacted])")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("environment variable {0} (audit.hmac_key_env) is not set")]
+    Missing(String),
+    #[error("the audit key in {0} must be at least {MIN_KEY_BYTES} bytes")]
+    TooShort(String),
+}
+
+impl ValueHasher {
+    pub fn new(key: &[u8]) -> Self {
+        Self {
+            key: SecretSlice::from(key.to_vec()),
+        }
+    }
+
+    /// Takes the key from the value of the environment variable `var` that the config names.
+    pub fn from_env_value(var: &str, value: Option<String>) -> Result<Self, KeyError> {
+        let key = value.ok_or_else(|| KeyError::Missing(var.to_owned()))?;
+        if key.len() < MIN_KEY_BYTES {
+            return Err(KeyError::TooShort(var.to_owned()));
+        }
+        Ok(Self::new(key.as_bytes()))
+    }
+
+    pub fn hash(&self, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret())
+            .expect("HMAC takes a key of any length");
+        mac.update(value.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    pub fn hash_all(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        values
+            .iter()
+            .map(|(name, value)| (name.clone(), self.hash(value)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_value_hashes_the_same_and_different_keys_hash_differently() {
+        let a = ValueHasher::new(b"key-one-key-one-key-one-key-one!");
+        let b = ValueHasher::new(b"key-two-key-two-key-two-key-two!");
+
+        assert_eq!(a.hash("ann@example.com"), a.hash("ann@example.com"));
+        assert_ne!(a.hash("ann@example.com"), b.hash("ann@example.com"));
+        assert_eq!(a.hash("x").len(), 64);
+        assert!(!a.hash("ann@example.com").contains("ann"));
+    }
+
+    #[test]
+    fn the_hasher_never_prints_its_key() {
+        let hasher = ValueHasher::new(b"super-secret-super-secret-super!");
+
+        assert!(!format!("{hasher:?}").contains("super"));
+    }
+}

@@ -1,0 +1,70 @@
+//! The `Caller` extractor: a handler that takes a `Caller` only runs for a verified token.
+//! Failure is a 401 problem with `WWW-Authenticate: Bearer error="invalid_token"`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+use tracing_actix_web::RequestId;
+
+use super::{AuthError, Caller, Verifier};
+use crate::error::{ApiError, ErrorKind};
+use crate::metrics::Metrics;
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request_id = request_id(req);
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let verifier = verifier.ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Internal,
+                    "authentication is not configured",
+                    &request_id,
+                )
+            })?;
+            let result = match token {
+                Some(token) => verifier.verify(&token).await,
+                None => Err(AuthError::Missing),
+            };
+            result.map_err(|error| {
+                if let Some(metrics) = &metrics {
+                    metrics
+                        .auth_failures
+                        .with_label_values(&[error.label()])
+                        .inc();
+                }
+                tracing::info!(reason = error.label(), "token refused");
+                match error {
+                    AuthError::KeysUnavailable => ApiError::new(
+                        ErrorKind::ServiceUnavailable,
+                        "the issuer's signing keys have not been fetched yet; retry shortly",
+                        &request_id,
+                    ),
+                    other => ApiError::new(ErrorKind::Unauthorized, other.to_string(), &request_id),
+                }
+            })
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// The id tracing-actix-web gave this request (also sent back as `x-request-id`).
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}

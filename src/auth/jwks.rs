@@ -1,0 +1,148 @@
+//! One issuer's JSON Web Key Set, fetched over HTTP(S) and cached by `kid`.
+//! An unknown kid triggers at most one refetch per `REFETCH_INTERVAL`; a failed fetch keeps
+//! the cached keys. Symmetric (`oct`) keys in a JWKS are ignored: never HMAC with a JWKS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use tokio::sync::{Mutex, RwLock};
+
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct CachedKey {
+    pub key: DecodingKey,
+    /// The `alg` the JWK declares, if any: a token must then use exactly it.
+    pub alg: Option<Algorithm>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("failed to fetch JWKS from {url}: {message}")]
+    Http { url: String, message: String },
+    #[error("JWKS from {url} is not a valid key set: {message}")]
+    Invalid { url: String, message: String },
+}
+
+pub struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    keys: RwLock<Arc<HashMap<String, CachedKey>>>,
+    fetched_once: AtomicBool,
+    /// When the last fetch was attempted; also serialises fetches (single flight).
+    last_attempt: Mutex<Option<Instant>>,
+    min_interval: Duration,
+}
+
+pub enum Lookup {
+    Found(CachedKey),
+    Unknown,
+    NeverFetched,
+}
+
+impl JwksCache {
+    pub fn new(url: String, http: reqwest::Client, min_interval: Duration) -> Self {
+        Self {
+            url,
+            http,
+            keys: RwLock::new(Arc::new(HashMap::new())),
+            fetched_once: AtomicBool::new(false),
+            last_attempt: Mutex::new(None),
+            min_interval,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn fetched_once(&self) -> bool {
+        self.fetched_once.load(Ordering::Acquire)
+    }
+
+    /// Finds `kid`, refetching the set once if it is unknown and the last attempt is old enough.
+    pub async fn lookup(&self, kid: &str) -> Lookup {
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Lookup::Found(key.clone());
+        }
+        {
+            let mut last = self.last_attempt.lock().await;
+            // Another request may have refreshed while this one waited for the lock.
+            if let Some(key) = self.keys.read().await.get(kid) {
+                return Lookup::Found(key.clone());
+            }
+            if last.is_none_or(|at| at.elapsed() >= self.min_interval) {
+                *last = Some(Instant::now());
+                if let Err(error) = self.fetch_and_store().await {
+                    tracing::warn!(%error, "JWKS refetch failed; keeping the cached keys");
+                }
+            }
+        }
+        match self.keys.read().await.get(kid) {
+            Some(key) => Lookup::Found(key.clone()),
+            None if !self.fetched_once() => Lookup::NeverFetched,
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// Fetches the set now (start-up and periodic refresh), honouring the single flight.
+    pub async fn refresh(&self) -> Result<usize, FetchError> {
+        let mut last = self.last_attempt.lock().await;
+        *last = Some(Instant::now());
+        self.fetch_and_store().await
+    }
+
+    async fn fetch_and_store(&self) -> Result<usize, FetchError> {
+        let http_error = |message: String| FetchError::Http {
+            url: self.url.clone(),
+            message,
+        };
+        let response = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| http_error(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(http_error(format!("status {}", response.status())));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| http_error(e.to_string()))?;
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(http_error(format!("larger than {MAX_JWKS_BYTES} bytes")));
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| FetchError::Invalid {
+            url: self.url.clone(),
+            message: e.to_string(),
+        })?;
+        let keys = usable_keys(&set);
+        let count = keys.len();
+        *self.keys.write().await = Arc::new(keys);
+        self.fetched_once.store(true, Ordering::Release);
+        tracing::info!(url = %self.url, keys = count, "fetched JWKS");
+        Ok(count)
+    }
+}
+
+fn usable_keys(set: &JwkSet) -> HashMap<String, CachedKey> {
+    set.keys
+        .iter()
+        .filter(|jwk| !matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)))
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            let alg = match jwk.common.key_algorithm {
+                Some(declared) => Some(Algorithm::try_from(declared).ok()?),
+                None => None,
+            };
+            Some((kid, CachedKey { key, alg }))
+        })
+        .collect()
+}

@@ -1,0 +1,71 @@
+//! Authentication of internal callers by JWT: JWKS cache, token verification, and the
+//! `Caller` extractor that turns a request into an authenticated identity or a 401.
+//! Must not depend on policy, cognito, audit or routes.
+
+mod extractor;
+mod jwks;
+mod verifier;
+
+pub use extractor::request_id;
+pub use jwks::{JwksCache, REFETCH_INTERVAL};
+pub use verifier::Verifier;
+
+use serde::Serialize;
+
+/// An authenticated caller. Only the `Caller` extractor and `Verifier::verify` make one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    pub iss: String,
+    pub sub: String,
+    pub roles: Vec<String>,
+}
+
+/// Why a token was refused. The text never contains the token or any claim value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("the Authorization header must be 'Bearer <token>'")]
+    Missing,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token's issuer is not configured")]
+    UnknownIssuer,
+    #[error("the token's algorithm is not allowed for its issuer")]
+    DisallowedAlgorithm,
+    #[error("the token has no kid, or its kid is not in the issuer's key set")]
+    UnknownKey,
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is not meant for this service (aud/client_id)")]
+    WrongAudience,
+    #[error("the token lacks the required claim '{0}'")]
+    MissingClaim(&'static str),
+    #[error("the token's roles claim must be an array of strings or a space-separated string")]
+    InvalidRoles,
+    /// The issuer's keys have never been fetched: the service is not ready (503, not 401).
+    #[error("the issuer's signing keys are not available yet")]
+    KeysUnavailable,
+}
+
+impl AuthError {
+    /// A short stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::DisallowedAlgorithm => "disallowed_algorithm",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::InvalidRoles => "invalid_roles",
+            Self::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Verifies a bearer token against the configured issuers and returns the `Caller`.
+//! A token verifies only with its own issuer's keys and algorithms; header `jku`, `x5u`
+//! and `jwk` are never used. Depends on config for the issuer list.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::jwks::{JwksCache, Lookup};
+use super::{AuthError, Caller};
+use crate::config::{AuthSettings, ConfigError, IssuerSettings};
+
+/// The shortest HMAC secret accepted: 256 bits, as RFC 7518 asks for HS256.
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+enum KeySource {
+    Jwks(Arc<JwksCache>),
+    Hmac(DecodingKey),
+}
+
+struct Issuer {
+    name: String,
+    audiences: HashSet<String>,
+    roles_claim: String,
+    algorithms: Vec<Algorithm>,
+    keys: KeySource,
+}
+
+pub struct Verifier {
+    issuers: HashMap<String, Issuer>,
+    leeway_seconds: u64,
+}
+
+impl Verifier {
+    /// Builds the verifier. `secret` reads an environment variable (injected for tests).
+    pub fn new(
+        settings: &AuthSettings,
+        http: reqwest::Client,
+        refetch_interval: Duration,
+        secret: impl Fn(&str) -> Option<SecretString>,
+    ) -> Result<Self, ConfigError> {
+        let issuers = settings
+            .issuers
+            .iter()
+            .map(|issuer| {
+                let keys = key_source(issuer, &http, refetch_interval, &secret)?;
+                Ok((
+                    issuer.issuer.clone(),
+                    Issuer {
+                        name: issuer.issuer.clone(),
+                        audiences: issuer.audiences.iter().cloned().collect(),
+                        roles_claim: issuer.roles_claim.clone(),
+                        algorithms: issuer.allowed_algorithms(),
+                        keys,
+                    },
+                ))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self {
+            issuers,
+            leeway_seconds: settings.leeway_seconds,
+        })
+    }
+
+    /// The JWKS caches, for start-up fetching, periodic refresh and readiness.
+    pub fn jwks_caches(&self) -> Vec<Arc<JwksCache>> {
+        self.issuers
+            .values()
+            .filter_map(|issuer| match &issuer.keys {
+                KeySource::Jwks(cache) => Some(cache.clone()),
+                KeySource::Hmac(_) => None,
+            })
+            .collect()
+    }
+
+    /// True once every JWKS issuer's keys have been fetched at least once.
+    pub fn keys_ready(&self) -> bool {
+        self.jwks_caches().iter().all(|cache| cache.fetched_once())
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| AuthError::Malformed)?;
+        let iss = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(AuthError::UnknownIssuer)?;
+        let issuer = self.issuers.get(iss).ok_or(AuthError::UnknownIssuer)?;
+        if !issuer.algorithms.contains(&header.alg) {
+            return Err(AuthError::DisallowedAlgorithm);
+        }
+        let key = match &issuer.keys {
+            KeySource::Hmac(key) => key.clone(),
+            KeySource::Jwks(cache) => {
+                let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
+                match cache.lookup(kid).await {
+                    Lookup::Found(found) => {
+                        if found.alg.is_some_and(|alg| alg != header.alg) {
+                            return Err(AuthError::DisallowedAlgorithm);
+                        }
+                        found.key
+                    }
+                    Lookup::Unknown => return Err(AuthError::UnknownKey),
+                    Lookup::NeverFetched => return Err(AuthError::KeysUnavailable),
+                }
+            }
+        };
+
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below: aud, or client_id when there is no aud
+        validation.set_issuer(&[&issuer.name]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| map_jwt_error(e.kind()))?
+            .claims;
+
+        check_audience(&claims, &issuer.audiences)?;
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|sub| !sub.is_empty())
+            .ok_or(AuthError::MissingClaim("sub"))?;
+        let roles = roles(&claims, &issuer.roles_claim)?;
+        Ok(Caller {
+            iss: issuer.name.clone(),
+            sub: sub.to_owned(),
+            roles,
+        })
+    }
+}
+
+fn key_source(
+    issuer: &IssuerSettings,
+    http: &reqwest::Client,
+    refetch_interval: Duration,
+    secret: &impl Fn(&str) -> Option<SecretString>,
+) -> Result<KeySource, ConfigError> {
+    if let Some(url) = &issuer.jwks_url {
+        return Ok(KeySource::Jwks(Arc::new(JwksCache::new(
+            url.clone(),
+            http.clone(),
+            refetch_interval,
+        ))));
+    }
+    let var = issuer.hmac_secret_env.as_deref().unwrap_or_default();
+    let value = secret(var).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "issuer {}: environment variable {var} (hmac_secret_env) is not set",
+            issuer.issuer
+        ))
+    })?;
+    if value.expose_secret().len() < MIN_HMAC_SECRET_BYTES {
+        return Err(ConfigError::Invalid(format!(
+            "issuer {}: the secret in {var} must be at least {MIN_HMAC_SECRET_BYTES} bytes",
+            issuer.issuer
+        )));
+    }
+    Ok(KeySource::Hmac(DecodingKey::from_secret(
+        value.expose_secret().as_bytes(),
+    )))
+}
+
+fn map_jwt_error(kind: &JwtErrorKind) -> AuthError {
+    match kind {
+        JwtErrorKind::ExpiredSignature => AuthError::Expired,
+        JwtErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        JwtErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
+        JwtErrorKind::InvalidAudience => AuthError::WrongAudience,
+        JwtErrorKind::MissingRequiredClaim(claim) if claim == "exp" => {
+            AuthError::MissingClaim("exp")
+        }
+        JwtErrorKind::MissingRequiredClaim(_) => AuthError::MissingClaim("iss"),
+        JwtErrorKind::InvalidAlgorithm | JwtErrorKind::InvalidAlgorithmName => {
+            AuthError::DisallowedAlgorithm
+        }
+        JwtErrorKind::InvalidSignature
+        | JwtErrorKind::InvalidRsaKey(_)
+        | JwtErrorKind::InvalidEcdsaKey
+        | JwtErrorKind::InvalidEddsaKey
+        | JwtErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+        _ => AuthError::Malformed,
+    }
+}
+
+/// `aud` (a string or an array) must name a configured audience; without `aud`,
+/// `client_id` must, as in Cognito access tokens.
+fn check_audience(claims: &Value, audiences: &HashSet<String>) -> Result<(), AuthError> {
+    let matches = match (claims.get("aud"), claims.get("client_id")) {
+        (Some(Value::String(aud)), _) => audiences.contains(aud),
+        (Some(Value::Array(list)), _) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|aud| audiences.contains(aud)),
+        (Some(_), _) => false,
+        (None, Some(Value::String(client_id))) => audiences.contains(client_id),
+        (None, _) => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(AuthError::WrongAudience)
+    }
+}
+
+fn roles(claims: &Value, pointer: &str) -> Result<Vec<String>, AuthError> {
+    match claims.pointer(pointer) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(roles)) => Ok(roles.split_whitespace().map(str::to_owned).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or(AuthError::InvalidRoles)
+            })
+            .collect(),
+        Some(_) => Err(AuthError::InvalidRoles),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test-only";
+    const ISSUER: &str = "https://batch.example";
+
+    fn verifier() -> Verifier {
+        let settings: AuthSettings = serde_json::from_value(json!({
+            "leeway_seconds": 0,
+            "issuers": [{
+                "issuer": ISSUER,
+                "hmac_secret_env": "SECRET",
+                "audiences": ["attrgate"],
+                "roles_claim": "/realm/roles"
+            }]
+        }))
+        .unwrap();
+        Verifier::new(
+            &settings,
+            reqwest::Client::new(),
+            REFETCH_INTERVAL_FOR_TESTS,
+            |_| Some(SecretString::from(SECRET)),
+        )
+        .unwrap()
+    }
+
+    const REFETCH_INTERVAL_FOR_TESTS: Duration = Duration::from_secs(10);
+
+    fn now() -> i64 {
+        jsonwebtoken::get_current_timestamp() as i64
+    }
+
+    fn sign(claims: Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_token_signed_with_the_issuers_secret_verifies_and_space_separated_roles_split() {
+        let token = sign(
+            json!({"iss": ISSUER, "sub": "svc", "aud": "attrgate", "exp": now() + 60, "realm": {"roles": "a  b"}}),
+        );
+
+        let caller = rt().block_on(verifier().verify(&token)).unwrap();
+
+        assert_eq!(
+            caller,
+            Caller {
+                iss: ISSUER.into(),
+                sub: "svc".into(),
+                roles: vec!["a".into(), "b".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn client_id_stands_in_for_a_missing_aud() {
+        let good =
+            sign(json!({"iss": ISSUER, "sub": "s", "client_id": "attrgate", "exp": now() + 60}));
+        let bad = sign(json!({"iss": ISSUER, "sub": "s", "client_id": "other", "exp": now() + 60}));
+
+        assert!(rt().block_on(verifier().verify(&good)).is_ok());
+        assert_eq!(
+            rt().block_on(verifier().verify(&bad)),
+            Err(AuthError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn an_aud_of_another_service_is_refused_even_with_a_matching_client_id() {
+        let token = sign(
+            json!({"iss": ISSUER, "sub": "s", "aud": ["x", "y"], "client_id": "attrgate", "exp": now() + 60}),
+        );
+
+        assert_eq!(
+            rt().block_on(verifier().verify(&token)),
+            Err(AuthError::WrongAudience)
+        );
+    }
+
+    #[test]
+    fn a_token_without_exp_is_refused() {
+        let token = sign(json!({"iss": ISSUER, "sub": "s", "aud": "attrgate"}));
+
+        assert_eq!(
+            rt().block_on(verifier().verify(&token)),
+            Err(AuthError::MissingClaim("exp"))
+        );
+    }
+
+    #[test]
+    fn a_roles_claim_with_non_strings_is_refused() {
+        let token = sign(
+            json!({"iss": ISSUER, "sub": "s", "aud": "attrgate", "exp": now() + 60, "realm": {"roles": [1]}}),
+        );
+
+        assert_eq!(
+            rt().block_on(verifier().verify(&token)),
+            Err(AuthError::InvalidRoles)
+        );
+    }
+
+    #[test]
+    fn a_short_hmac_secret_stops_start_up() {
+        let settings: AuthSettings = serde_json::from_value(json!({
+            "issuers": [{"issuer": ISSUER, "hmac_secret_env": "S", "audiences": ["a"]}]
+        }))
+        .unwrap();
+
+        let result = Verifier::new(
+            &settings,
+            reqwest::Client::new(),
+            REFETCH_INTERVAL_FOR_TESTS,
+            |_| Some(SecretString::from("short")),
+        );
+
+        assert!(
+            result
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("at least 32 bytes")
+        );
+    }
+}

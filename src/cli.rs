@@ -1,0 +1,185 @@
+//! The command line of SPEC.md. Each command returns an exit code; `main` only calls `run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::audit::{ValueHasher, verify_file};
+use crate::config::Settings;
+use crate::policy;
+use crate::policy_source::load_policy;
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attrgate",
+    version,
+    about = "Policy-enforcing gateway for Cognito user attributes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check and test policy files.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Verify and search the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file; exits 1 and names the line on any error.
+    Check { file: PathBuf },
+    /// Run table-driven cases against a policy; exits 1 on any failure.
+    Test { file: PathBuf, cases: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of one or more consecutive log files; names the first bad record.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the HMAC of a value under the configured key, to search the log for it.
+    Hash {
+        value: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The environment variable holding the key, when no config is given.
+        #[arg(long, default_value = "ATTRGATE_AUDIT_HMAC_KEY")]
+        key_env: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
+        Command::Policy(PolicyCommand::Test { file, cases }) => policy_test(&file, &cases),
+        Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
+        Command::Audit(AuditCommand::Hash {
+            value,
+            config,
+            key_env,
+        }) => audit_hash(&value, config, key_env),
+        Command::Openapi => {
+            print!("{}", crate::openapi::document_json());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+async fn serve(config: PathBuf) -> ExitCode {
+    crate::telemetry::init();
+    let settings = match Settings::load(&config) {
+        Ok(settings) => settings,
+        Err(error) => return fail(&error),
+    };
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(error) => return fail(&error),
+    };
+    tracing::info!(port = application.port(), "attrgate listening");
+    match application.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("attrgate: {error}");
+    ExitCode::FAILURE
+}
+
+fn policy_check(file: &std::path::Path) -> ExitCode {
+    match load_policy(file) {
+        Ok(policy) => {
+            for warning in policy.warnings() {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
+            println!("{}: ok ({})", file.display(), policy.revision());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode {
+    let policy = match load_policy(file) {
+        Ok(policy) => policy,
+        Err(error) => return fail(&error),
+    };
+    let cases = match std::fs::read_to_string(cases_file)
+        .map_err(|e| e.to_string())
+        .and_then(|source| policy::parse_cases(&source).map_err(|e| e.to_string()))
+    {
+        Ok(cases) => cases,
+        Err(error) => return fail(&format!("{}: {error}", cases_file.display())),
+    };
+    let results = policy::run_cases(&policy, &cases);
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
+    for result in &failed {
+        println!("FAIL {}: expected {:?}", result.name, result.expected);
+        if let Some(message) = &result.message {
+            println!("  {message}");
+        }
+        for denial in &result.decision.denied {
+            println!("  denied {}: {}", denial.attribute, denial.reason);
+        }
+    }
+    println!(
+        "{} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn audit_verify(files: &[PathBuf]) -> ExitCode {
+    let mut start: Option<String> = None;
+    let mut total = 0;
+    for file in files {
+        match verify_file(file, start.as_deref()) {
+            Ok(summary) => {
+                total += summary.records;
+                start = Some(summary.last_hash);
+            }
+            Err(error) => return fail(&format!("{}: {error}", file.display())),
+        }
+    }
+    println!("ok: {total} records, chain intact");
+    ExitCode::SUCCESS
+}
+
+fn audit_hash(value: &str, config: Option<PathBuf>, key_env: String) -> ExitCode {
+    let var = match config.map(|path| Settings::load(&path)) {
+        Some(Ok(settings)) => settings.audit.hmac_key_env,
+        Some(Err(error)) => return fail(&error),
+        None => key_env,
+    };
+    match ValueHasher::from_env_value(&var, std::env::var(&var).ok()) {
+        Ok(hasher) => {
+            println!("{}", hasher.hash(value));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}

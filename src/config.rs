@@ -1,0 +1,446 @@
+//! Settings: the YAML config file of SPEC.md plus `ATTRGATE__SECTION__KEY` environment overrides.
+//! Reads files and the environment; depends on no other attrgate module.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "ATTRGATE__";
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid environment override {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub policy_file: PathBuf,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub cognito: CognitoSettings,
+    pub auth: AuthSettings,
+    pub audit: AuditSettings,
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CognitoSettings {
+    /// A local Cognito emulator, e.g. `http://127.0.0.1:5000`.
+    pub endpoint_url: Option<String>,
+    /// Fixes the region; otherwise it is the part of the pool id before `_`.
+    pub region: Option<String>,
+    /// How long one Cognito operation may take, retries included.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for CognitoSettings {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            region: None,
+            timeout_seconds: default_timeout_seconds(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    #[serde(default = "default_leeway_seconds")]
+    pub leeway_seconds: u64,
+    pub issuers: Vec<IssuerSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSettings {
+    pub issuer: String,
+    pub jwks_url: Option<String>,
+    /// Name of the environment variable that holds the HS256/384/512 secret.
+    pub hmac_secret_env: Option<String>,
+    pub audiences: Vec<String>,
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    pub algorithms: Option<Vec<Algorithm>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    pub path: PathBuf,
+    /// Name of the environment variable that holds the key for value HMACs.
+    pub hmac_key_env: String,
+}
+
+/// attrgate's own per-caller limit: a token bucket keyed by (iss, sub).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second per caller; 0 turns the limit off.
+    #[serde(default = "default_per_second")]
+    pub per_caller_per_second: u32,
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_caller_per_second: default_per_second(),
+            burst: default_burst(),
+        }
+    }
+}
+
+fn default_max_body_bytes() -> usize {
+    16 * 1024
+}
+fn default_timeout_seconds() -> u64 {
+    10
+}
+fn default_leeway_seconds() -> u64 {
+    30
+}
+fn default_roles_claim() -> String {
+    "/roles".to_owned()
+}
+fn default_per_second() -> u32 {
+    50
+}
+fn default_burst() -> u32 {
+    100
+}
+
+pub const JWKS_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+pub const HMAC_ALGORITHMS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+
+impl IssuerSettings {
+    /// The algorithms this issuer's tokens may use: the configured list, or the family default.
+    pub fn allowed_algorithms(&self) -> Vec<Algorithm> {
+        match (&self.algorithms, self.jwks_url.is_some()) {
+            (Some(list), _) => list.clone(),
+            (None, true) => JWKS_ALGORITHMS.to_vec(),
+            (None, false) => HMAC_ALGORITHMS.to_vec(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the file, applies `ATTRGATE__…` overrides from the process environment, and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&source, path, std::env::vars())
+    }
+
+    pub fn from_yaml(
+        source: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        // Parsing into the typed struct first gives errors that name the line.
+        let mut settings: Settings =
+            serde_saphyr::from_str(source).map_err(|e| parse_error(e.to_string()))?;
+        let overrides: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(ENV_PREFIX))
+            .collect();
+        if !overrides.is_empty() {
+            let mut tree =
+                serde_json::to_value(&settings).map_err(|e| parse_error(e.to_string()))?;
+            for (var, value) in &overrides {
+                apply_override(&mut tree, var, value)?;
+            }
+            settings = serde_json::from_value(tree).map_err(|e| ConfigError::Env {
+                var: overrides
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                message: e.to_string(),
+            })?;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.auth.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return invalid(format!(
+                "auth.leeway_seconds is {}, at most {MAX_LEEWAY_SECONDS} is allowed",
+                self.auth.leeway_seconds
+            ));
+        }
+        if self.auth.issuers.is_empty() {
+            return invalid("auth.issuers must list at least one issuer".into());
+        }
+        if self.max_body_bytes == 0 {
+            return invalid("max_body_bytes must be greater than 0".into());
+        }
+        if self.cognito.timeout_seconds == 0 || self.cognito.timeout_seconds > 300 {
+            return invalid("cognito.timeout_seconds must be 1 to 300".into());
+        }
+        if self.rate_limit.per_caller_per_second > 0 && self.rate_limit.burst == 0 {
+            return invalid("rate_limit.burst must be at least 1 when the limit is on".into());
+        }
+        if self.audit.hmac_key_env.trim().is_empty() {
+            return invalid("audit.hmac_key_env must name an environment variable".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, issuer) in self.auth.issuers.iter().enumerate() {
+            let at = format!("auth.issuers[{i}] ({})", issuer.issuer);
+            if issuer.issuer.is_empty() {
+                return invalid(format!("{at}: issuer must not be empty"));
+            }
+            if !seen.insert(issuer.issuer.as_str()) {
+                return invalid(format!("{at}: the same issuer is configured twice"));
+            }
+            if issuer.audiences.is_empty() {
+                return invalid(format!("{at}: audiences must list at least one audience"));
+            }
+            if !(issuer.roles_claim.is_empty() || issuer.roles_claim.starts_with('/')) {
+                return invalid(format!(
+                    "{at}: roles_claim must be a JSON Pointer such as /roles, got {:?}",
+                    issuer.roles_claim
+                ));
+            }
+            let algorithms = issuer.allowed_algorithms();
+            if algorithms.is_empty() {
+                return invalid(format!("{at}: algorithms must not be empty"));
+            }
+            match (&issuer.jwks_url, &issuer.hmac_secret_env) {
+                (Some(_), Some(_)) | (None, None) => {
+                    return invalid(format!(
+                        "{at}: set exactly one of jwks_url and hmac_secret_env"
+                    ));
+                }
+                (Some(url), None) => {
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return invalid(format!("{at}: jwks_url must be an http(s) URL"));
+                    }
+                    if let Some(alg) = algorithms.iter().find(|a| HMAC_ALGORITHMS.contains(a)) {
+                        return invalid(format!(
+                            "{at}: {alg:?} is an HMAC algorithm and is never accepted with a JWKS"
+                        ));
+                    }
+                }
+                (None, Some(_)) => {
+                    if let Some(alg) = algorithms.iter().find(|a| !HMAC_ALGORITHMS.contains(a)) {
+                        return invalid(format!(
+                            "{at}: an hmac_secret_env issuer takes HS256/HS384/HS512 only, not {alg:?}"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets one `ATTRGATE__A__B__0__C` variable in the settings tree.
+/// A number segment indexes a list. The value is read as JSON when it parses and the
+/// current value is not a string (so `[a, b]`, numbers and booleans work), else as a string.
+fn apply_override(tree: &mut serde_json::Value, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let env_error = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
+    let path: Vec<String> = var[ENV_PREFIX.len()..]
+        .split("__")
+        .map(str::to_lowercase)
+        .collect();
+    if path.iter().any(String::is_empty) {
+        return Err(env_error("empty path segment".into()));
+    }
+    let mut node = tree;
+    for (depth, segment) in path.iter().enumerate() {
+        let last = depth + 1 == path.len();
+        node = match node {
+            serde_json::Value::Array(items) => {
+                let index: usize = segment
+                    .parse()
+                    .map_err(|_| env_error(format!("'{segment}' must be a list index")))?;
+                items
+                    .get_mut(index)
+                    .ok_or_else(|| env_error(format!("no list item {index}")))?
+            }
+            serde_json::Value::Object(map) => {
+                if !map.contains_key(segment) && !last {
+                    map.insert(
+                        segment.clone(),
+                        serde_json::Value::Object(Default::default()),
+                    );
+                }
+                map.entry(segment.clone())
+                    .or_insert(serde_json::Value::Null)
+            }
+            _ => {
+                return Err(env_error(format!(
+                    "'{segment}' is below a value that is not a section"
+                )));
+            }
+        };
+    }
+    *node = match (&*node, serde_json::from_str::<serde_json::Value>(raw)) {
+        (serde_json::Value::String(_), _) | (_, Err(_)) => {
+            serde_json::Value::String(raw.to_owned())
+        }
+        (_, Ok(parsed)) => parsed,
+    };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listen: 127.0.0.1:8080
+policy_file: policies/default.yaml
+cognito:
+  endpoint_url: http://127.0.0.1:5000
+auth:
+  issuers:
+    - issuer: https://idp.example
+      jwks_url: https://idp.example/jwks.json
+      audiences: [attrgate]
+audit:
+  path: audit/attrgate.jsonl
+  hmac_key_env: ATTRGATE_AUDIT_HMAC_KEY
+"#;
+
+    fn load(source: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::from_yaml(source, Path::new("test.yaml"), env)
+    }
+
+    #[test]
+    fn a_minimal_config_loads_with_documented_defaults() {
+        let settings = load(MINIMAL, &[]).unwrap();
+
+        assert_eq!(settings.max_body_bytes, 16 * 1024);
+        assert_eq!(settings.auth.leeway_seconds, 30);
+        assert_eq!(settings.cognito.timeout_seconds, 10);
+        assert_eq!(settings.auth.issuers[0].roles_claim, "/roles");
+        assert!(
+            !settings.auth.issuers[0]
+                .allowed_algorithms()
+                .contains(&Algorithm::HS256)
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_stops_loading_and_names_the_key() {
+        let source = MINIMAL.replace("listen:", "listne: x\nlisten:");
+
+        let error = load(&source, &[]).unwrap_err().to_string();
+
+        assert!(error.contains("listne"), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_replace_nested_and_listed_values() {
+        let settings = load(
+            MINIMAL,
+            &[
+                ("ATTRGATE__COGNITO__REGION", "eu-west-1"),
+                ("ATTRGATE__LISTEN", "127.0.0.1:9999"),
+                ("ATTRGATE__AUTH__LEEWAY_SECONDS", "5"),
+                ("ATTRGATE__AUTH__ISSUERS__0__AUDIENCES", r#"["a","b"]"#),
+                ("OTHER__LISTEN", "ignored"),
+            ],
+        )
+        .unwrap();
+
+        assert_eq!(settings.cognito.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(settings.listen.port(), 9999);
+        assert_eq!(settings.auth.leeway_seconds, 5);
+        assert_eq!(settings.auth.issuers[0].audiences, ["a", "b"]);
+    }
+
+    #[test]
+    fn an_override_of_an_unknown_key_is_an_error() {
+        let error = load(MINIMAL, &[("ATTRGATE__AUDIT__NOPE", "1")]).unwrap_err();
+
+        assert!(matches!(error, ConfigError::Env { .. }), "{error}");
+    }
+
+    #[test]
+    fn leeway_above_300_seconds_is_refused() {
+        let error = load(MINIMAL, &[("ATTRGATE__AUTH__LEEWAY_SECONDS", "301")]).unwrap_err();
+
+        assert!(error.to_string().contains("at most 300"), "{error}");
+    }
+
+    #[test]
+    fn hmac_algorithms_are_refused_for_a_jwks_issuer_and_none_is_not_an_algorithm() {
+        let hs = MINIMAL.replace(
+            "audiences: [attrgate]",
+            "audiences: [attrgate]\n      algorithms: [RS256, HS256]",
+        );
+        let none = MINIMAL.replace(
+            "audiences: [attrgate]",
+            "audiences: [attrgate]\n      algorithms: [none]",
+        );
+
+        assert!(
+            load(&hs, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("never accepted with a JWKS")
+        );
+        assert!(load(&none, &[]).is_err());
+    }
+
+    #[test]
+    fn an_issuer_needs_exactly_one_key_source() {
+        let both = MINIMAL.replace(
+            "audiences: [attrgate]",
+            "audiences: [attrgate]\n      hmac_secret_env: X",
+        );
+
+        assert!(
+            load(&both, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("exactly one")
+        );
+    }
+}

@@ -1,0 +1,350 @@
+//! The input rules of SPEC.md, checked once at the edge into domain types.
+//! Pure: no actix, aws, tokio or filesystem. Runs before the policy and before Cognito.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use regex::Regex;
+use validator::ValidateEmail;
+
+use crate::error::FieldError;
+
+pub const MAX_ATTRIBUTES: usize = 50;
+pub const MAX_VALUE_CHARS: usize = 2048;
+pub const MAX_NAME_CHARS: usize = 32;
+pub const MAX_POOL_ID_CHARS: usize = 55;
+pub const MAX_USERNAME_CHARS: usize = 128;
+
+/// Cognito's standard attributes that a caller may name (`sub` is not among them).
+pub const STANDARD_ATTRIBUTES: &[&str] = &[
+    "address",
+    "birthdate",
+    "email",
+    "family_name",
+    "gender",
+    "given_name",
+    "locale",
+    "middle_name",
+    "name",
+    "nickname",
+    "phone_number",
+    "picture",
+    "preferred_username",
+    "profile",
+    "updated_at",
+    "website",
+    "zoneinfo",
+    "email_verified",
+    "phone_number_verified",
+];
+
+static POOL_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[\w-]+_[0-9a-zA-Z]+$").expect("static regex"));
+static E164: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\+[0-9]{1,15}$").expect("static regex"));
+
+/// A user pool id such as `us-east-1_AbC123`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolId(String);
+
+impl PoolId {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if raw.chars().count() > MAX_POOL_ID_CHARS || !POOL_ID.is_match(raw) {
+            return Err(FieldError::new(
+                "pool_id",
+                "must look like <region>_<id> (letters, digits, '-' and '_'), at most 55 characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The region named by the id: everything before the last `_`.
+    pub fn region(&self) -> &str {
+        self.0.rsplit_once('_').map_or("", |(region, _)| region)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A Cognito username: 1 to 128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let count = raw.chars().count();
+        if count == 0 || count > MAX_USERNAME_CHARS {
+            return Err(FieldError::new("username", "must be 1 to 128 characters"));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "username",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Attribute changes that passed every input rule: names are known, values well-formed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeChanges(BTreeMap<String, String>);
+
+impl AttributeChanges {
+    /// Checks every attribute and reports every problem, not just the first.
+    pub fn parse(attributes: BTreeMap<String, String>) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if attributes.len() > MAX_ATTRIBUTES {
+            errors.push(FieldError::new(
+                "attributes",
+                format!(
+                    "at most {MAX_ATTRIBUTES} attributes per request, got {}",
+                    attributes.len()
+                ),
+            ));
+        }
+        for (name, value) in &attributes {
+            let field = format!("attributes.{name}");
+            if let Err(message) = check_name(name) {
+                errors.push(FieldError::new(field, message));
+                continue;
+            }
+            if let Err(message) = check_value(name, value) {
+                errors.push(FieldError::new(field, message));
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self(attributes))
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let count = name.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS {
+        return Err(format!(
+            "attribute names are 1 to {MAX_NAME_CHARS} characters"
+        ));
+    }
+    if name == "sub" {
+        return Err("sub is never writable".to_owned());
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("attribute names must not contain spaces or control characters".to_owned());
+    }
+    if STANDARD_ATTRIBUTES.contains(&name) {
+        return Ok(());
+    }
+    for prefix in ["custom:", "dev:"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return if rest.is_empty() {
+                Err(format!("'{prefix}' must be followed by a name"))
+            } else {
+                Ok(())
+            };
+        }
+    }
+    Err(format!("unknown attribute '{name}': {}", suggest(name)))
+}
+
+/// A hint for an unknown bare name: a standard attribute it resembles, else `custom:<name>`.
+fn suggest(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let closest = STANDARD_ATTRIBUTES
+        .iter()
+        .map(|candidate| (edit_distance(&lower, candidate), *candidate))
+        .min();
+    match closest {
+        Some((distance, candidate)) if distance <= 2 => format!("did you mean {candidate}?"),
+        _ => format!("did you mean custom:{name}?"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+fn check_value(name: &str, value: &str) -> Result<(), String> {
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err(format!("values are at most {MAX_VALUE_CHARS} characters"));
+    }
+    match name {
+        "email_verified" | "phone_number_verified" if value != "true" && value != "false" => {
+            Err("must be \"true\" or \"false\"".to_owned())
+        }
+        // An empty value deletes the attribute, so it needs no format.
+        "email" if !value.is_empty() && !value.validate_email() => {
+            Err("must be a valid email address".to_owned())
+        }
+        "phone_number" if !value.is_empty() && !E164.is_match(value) => {
+            Err("must be E.164: '+' followed by 1 to 15 digits".to_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn messages(result: Result<AttributeChanges, Vec<FieldError>>) -> Vec<FieldError> {
+        result.expect_err("expected the input to be rejected")
+    }
+
+    #[test]
+    fn emulator_and_real_pool_ids_pass_and_their_region_is_the_part_before_the_underscore() {
+        let emulator = PoolId::parse("us-east-1_0123456789abcdef0123456789abcdef").unwrap();
+        let real = PoolId::parse("eu-west-2_AbC123xyz").unwrap();
+
+        assert_eq!(emulator.region(), "us-east-1");
+        assert_eq!(real.region(), "eu-west-2");
+    }
+
+    #[test]
+    fn malformed_or_overlong_pool_ids_are_rejected() {
+        for raw in [
+            "",
+            "nounderscore",
+            "us-east-1_",
+            "us east_1",
+            "us-east-1_a/b",
+            &format!("us-east-1_{}", "a".repeat(50)),
+        ] {
+            assert!(PoolId::parse(raw).is_err(), "{raw:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn usernames_must_be_1_to_128_characters_without_control_characters() {
+        assert!(Username::parse("ann").is_ok());
+        assert!(Username::parse(&"é".repeat(128)).is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse(&"a".repeat(129)).is_err());
+        assert!(Username::parse("ann\n").is_err());
+    }
+
+    #[test]
+    fn standard_custom_and_dev_attributes_with_good_values_pass() {
+        let input = attrs(&[
+            ("given_name", "Ann"),
+            ("email", "ann@example.com"),
+            ("email_verified", "true"),
+            ("phone_number", "+447700900123"),
+            ("phone_number_verified", "false"),
+            ("custom:plan", "pro"),
+            ("dev:flag", ""),
+        ]);
+
+        let parsed = AttributeChanges::parse(input.clone()).unwrap();
+
+        assert_eq!(parsed.as_map(), &input);
+    }
+
+    #[test]
+    fn an_unknown_bare_name_is_rejected_with_a_custom_prefix_hint() {
+        let errors = messages(AttributeChanges::parse(attrs(&[("tier", "gold")])));
+
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "attributes.tier");
+        assert!(
+            errors[0].message.contains("did you mean custom:tier?"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_misspelt_standard_name_is_rejected_with_the_standard_name_as_hint() {
+        let errors = messages(AttributeChanges::parse(attrs(&[("Email", "a@b.co")])));
+
+        assert!(
+            errors[0].message.contains("did you mean email?"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn sub_is_never_writable() {
+        let errors = messages(AttributeChanges::parse(attrs(&[("sub", "x")])));
+
+        assert!(errors[0].message.contains("never writable"));
+    }
+
+    #[test]
+    fn every_bad_attribute_is_reported_not_just_the_first() {
+        let input = attrs(&[
+            ("email", "not-an-email"),
+            ("phone_number", "07700900123"),
+            ("email_verified", "yes"),
+            ("phone_number_verified", ""),
+            ("custom:", "x"),
+            ("custom:long", &"x".repeat(2049)),
+            (&"custom:".repeat(5), "x"),
+        ]);
+
+        let errors = messages(AttributeChanges::parse(input));
+
+        assert_eq!(errors.len(), 7, "{errors:?}");
+    }
+
+    #[test]
+    fn an_empty_value_deletes_so_email_and_phone_need_no_format_then() {
+        assert!(AttributeChanges::parse(attrs(&[("email", ""), ("phone_number", "")])).is_ok());
+    }
+
+    #[test]
+    fn phone_numbers_allow_at_most_15_digits() {
+        assert!(AttributeChanges::parse(attrs(&[("phone_number", "+123456789012345")])).is_ok());
+        assert!(AttributeChanges::parse(attrs(&[("phone_number", "+1234567890123456")])).is_err());
+    }
+
+    #[test]
+    fn more_than_50_attributes_are_rejected() {
+        let input: BTreeMap<String, String> = (0..51)
+            .map(|i| (format!("custom:a{i}"), "v".to_owned()))
+            .collect();
+
+        let errors = messages(AttributeChanges::parse(input));
+
+        assert_eq!(errors[0].field, "attributes");
+    }
+
+    #[test]
+    fn values_of_exactly_2048_characters_pass() {
+        assert!(AttributeChanges::parse(attrs(&[("custom:x", &"é".repeat(2048))])).is_ok());
+    }
+}

@@ -1,0 +1,404 @@
+//! Table-driven policy cases for `attrgate policy test FILE CASES.yaml`: parse a case file and run it against a policy. Must not depend on actix, aws, tokio or the filesystem.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::compile::Policy;
+use super::decide::{Decision, DecisionRequest, decide};
+use super::diagnostic::{PolicyDiagnostic, PolicyError};
+
+/// A parsed case file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFile {
+    pub cases: Vec<Case>,
+}
+
+/// One request and the outcome the policy must give it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub pool: String,
+    pub attributes: BTreeMap<String, String>,
+    pub expect: Expect,
+    /// When given, the set of denied attribute names must equal it exactly.
+    pub denied: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    Allow,
+    Deny,
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        })
+    }
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub passed: bool,
+    pub expected: Expect,
+    pub decision: Decision,
+    /// Why the case failed; `None` when it passed.
+    pub message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaseFile {
+    cases: Spanned<Vec<RawCase>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: Spanned<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    pool: Spanned<String>,
+    attributes: Spanned<BTreeMap<String, String>>,
+    expect: Spanned<Expect>,
+    #[serde(default)]
+    denied: Option<Spanned<Vec<String>>>,
+}
+
+/// Parses and checks a case file.
+///
+/// # Errors
+/// Every problem found (YAML, unknown keys, duplicate or contradictory cases), each with its line.
+pub fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
+    let raw: RawCaseFile =
+        serde_saphyr::from_str(source).map_err(|error| PolicyError::from_yaml(&error))?;
+    let mut errors = Vec::new();
+    if raw.cases.value.is_empty() {
+        errors.push(PolicyDiagnostic::at(
+            &raw.cases,
+            "the case file has no cases",
+        ));
+    }
+    let mut names = HashSet::new();
+    for case in &raw.cases.value {
+        let name = &case.name.value;
+        if name.trim().is_empty() {
+            errors.push(PolicyDiagnostic::at(
+                &case.name,
+                "a case name may not be empty",
+            ));
+        } else if !names.insert(name.as_str()) {
+            errors.push(PolicyDiagnostic::at(
+                &case.name,
+                format!("duplicate case name {name:?}"),
+            ));
+        }
+        if case.pool.value.is_empty() {
+            errors.push(PolicyDiagnostic::at(
+                &case.pool,
+                format!("case {name:?}: pool may not be empty"),
+            ));
+        }
+        if case.attributes.value.is_empty() {
+            errors.push(PolicyDiagnostic::at(
+                &case.attributes,
+                format!("case {name:?}: attributes must name at least one attribute"),
+            ));
+        }
+        if let Some(denied) = &case.denied {
+            let contradiction = match case.expect.value {
+                Expect::Allow => (!denied.value.is_empty())
+                    .then_some("expect: allow cannot list denied attributes"),
+                Expect::Deny => denied
+                    .value
+                    .is_empty()
+                    .then_some("expect: deny needs at least one denied attribute"),
+            };
+            if let Some(contradiction) = contradiction {
+                errors.push(PolicyDiagnostic::at(
+                    denied,
+                    format!("case {name:?}: {contradiction}"),
+                ));
+            }
+            if let Some(stray) = denied
+                .value
+                .iter()
+                .find(|a| !case.attributes.value.contains_key(*a))
+            {
+                errors.push(PolicyDiagnostic::at(
+                    denied,
+                    format!(
+                        "case {name:?}: denied lists {stray:?}, which is not among its attributes"
+                    ),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PolicyError {
+            diagnostics: errors,
+        });
+    }
+    let cases = raw
+        .cases
+        .value
+        .into_iter()
+        .map(|case| Case {
+            name: case.name.value,
+            roles: case.roles,
+            pool: case.pool.value,
+            attributes: case.attributes.value,
+            expect: case.expect.value,
+            denied: case.denied.map(|denied| denied.value),
+        })
+        .collect();
+    Ok(CaseFile { cases })
+}
+
+/// Runs every case against `policy`, in file order.
+#[must_use]
+pub fn run_cases(policy: &Policy, cases: &CaseFile) -> Vec<CaseResult> {
+    cases
+        .cases
+        .iter()
+        .map(|case| run_case(policy, case))
+        .collect()
+}
+
+fn run_case(policy: &Policy, case: &Case) -> CaseResult {
+    let decision = decide(
+        policy,
+        &DecisionRequest {
+            roles: &case.roles,
+            pool_id: &case.pool,
+            attributes: &case.attributes,
+        },
+    );
+    let mut problems = Vec::new();
+    let actual = if decision.is_allowed() {
+        Expect::Allow
+    } else {
+        Expect::Deny
+    };
+    if actual != case.expect {
+        let detail = decision
+            .denied
+            .iter()
+            .map(|denial| format!("{} ({})", denial.attribute, denial.reason))
+            .collect::<Vec<_>>()
+            .join(", ");
+        problems.push(if detail.is_empty() {
+            format!("expected {}, got {actual}", case.expect)
+        } else {
+            format!("expected {}, got {actual}: {detail}", case.expect)
+        });
+    }
+    if let Some(expected) = &case.denied {
+        let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+        let actual: BTreeSet<&str> = decision
+            .denied
+            .iter()
+            .map(|d| d.attribute.as_str())
+            .collect();
+        if expected != actual {
+            problems.push(format!(
+                "expected denied [{}], got denied [{}]",
+                join(&expected),
+                join(&actual)
+            ));
+        }
+    }
+    CaseResult {
+        name: case.name.clone(),
+        passed: problems.is_empty(),
+        expected: case.expect,
+        decision,
+        message: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+fn join(names: &BTreeSet<&str>) -> String {
+    names.iter().copied().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compile::Policy;
+    use super::{Expect, parse_cases, run_cases};
+
+    const POLICY: &str = r#"
+version: 1
+protected: ["custom:tenant_id"]
+roles:
+  support:
+    update: [given_name, nickname]
+"#;
+
+    fn policy() -> Policy {
+        Policy::parse(POLICY).expect("valid")
+    }
+
+    #[test]
+    fn passing_cases_pass_and_failing_cases_fail_with_a_message() {
+        // Arrange
+        let cases = parse_cases(
+            r#"
+cases:
+  - name: support renames
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {given_name: Ann}
+    expect: allow
+  - name: tenant is protected
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {"custom:tenant_id": t2, nickname: x}
+    expect: deny
+    denied: ["custom:tenant_id"]
+  - name: wrongly expects allow
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {locale: en}
+    expect: allow
+  - name: wrongly expects deny
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {nickname: x}
+    expect: deny
+  - name: right outcome, wrong denied set
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {locale: en, zoneinfo: UTC, nickname: x}
+    expect: deny
+    denied: [locale]
+"#,
+        )
+        .expect("valid case file");
+
+        // Act
+        let results = run_cases(&policy(), &cases);
+
+        // Assert
+        let summary: Vec<(&str, bool, Option<&str>)> = results
+            .iter()
+            .map(|r| (r.name.as_str(), r.passed, r.message.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("support renames", true, None),
+                ("tenant is protected", true, None),
+                (
+                    "wrongly expects allow",
+                    false,
+                    Some("expected allow, got deny: locale (no applicable role grants locale)")
+                ),
+                (
+                    "wrongly expects deny",
+                    false,
+                    Some("expected deny, got allow")
+                ),
+                (
+                    "right outcome, wrong denied set",
+                    false,
+                    Some("expected denied [locale], got denied [locale, zoneinfo]")
+                ),
+            ]
+        );
+        assert_eq!(results[1].expected, Expect::Deny);
+    }
+
+    #[test]
+    fn yaml_scalars_in_attribute_values_are_kept_as_written() {
+        // Act
+        let cases = parse_cases(
+            "cases:\n  - {name: n, roles: [a], pool: p_1, attributes: {email_verified: true, x: 1.50, y: ''}, expect: deny}\n",
+        )
+        .expect("valid");
+
+        // Assert
+        let attributes = &cases.cases[0].attributes;
+        assert_eq!(attributes["email_verified"], "true");
+        assert_eq!(attributes["x"], "1.50");
+        assert_eq!(attributes["y"], "");
+    }
+
+    #[test]
+    fn each_invalid_case_file_is_rejected_with_the_line_of_its_error() {
+        let case = |extra: &str| {
+            format!("cases:\n  - name: a\n    pool: p_1\n    attributes: {{x: y}}\n{extra}")
+        };
+        let table: Vec<(&str, String, usize, &str)> = vec![
+            (
+                "unknown key",
+                case("    expect: allow\n    role: [a]\n"),
+                6,
+                "unknown key `role` (did you mean `roles`?)",
+            ),
+            (
+                "unknown expectation",
+                case("    expect: alow\n"),
+                5,
+                "unknown value `alow` (did you mean `allow`?)",
+            ),
+            ("missing expectation", case(""), 4, "missing key `expect`"),
+            (
+                "no cases",
+                "cases: []\n".to_owned(),
+                1,
+                "the case file has no cases",
+            ),
+            (
+                "duplicate name",
+                format!(
+                    "{}  - {{name: a, pool: p_1, attributes: {{x: y}}, expect: deny}}\n",
+                    case("    expect: allow\n")
+                ),
+                6,
+                "duplicate case name \"a\"",
+            ),
+            (
+                "empty attributes",
+                "cases:\n  - {name: a, pool: p_1, attributes: {}, expect: deny}\n".to_owned(),
+                2,
+                "at least one attribute",
+            ),
+            (
+                "allow with denied",
+                case("    expect: allow\n    denied: [x]\n"),
+                6,
+                "expect: allow cannot list denied attributes",
+            ),
+            (
+                "deny with empty denied",
+                case("    expect: deny\n    denied: []\n"),
+                6,
+                "expect: deny needs at least one denied attribute",
+            ),
+            (
+                "denied not requested",
+                case("    expect: deny\n    denied: [z]\n"),
+                6,
+                "denied lists \"z\", which is not among its attributes",
+            ),
+        ];
+        for (name, source, line, message) in table {
+            // Act
+            let error = parse_cases(&source).expect_err(name);
+
+            // Assert
+            let first = &error.diagnostics[0];
+            assert_eq!(first.line, Some(line), "{name}: {error}");
+            assert!(first.message.contains(message), "{name}: {error}");
+        }
+    }
+}

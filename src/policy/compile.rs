@@ -1,0 +1,814 @@
+//! Validates a policy file and compiles it into an immutable [`Policy`]; every problem is reported with its line and column. Must not depend on actix, aws, tokio or the filesystem.
+
+use std::collections::BTreeMap;
+
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use super::constraint::{Constraint, Pattern};
+use super::diagnostic::{PolicyDiagnostic, PolicyError, suggest};
+use super::glob::Glob;
+use super::model::{RawConstraint, RawPolicy, RawRole};
+
+/// The only policy format version this build understands.
+const SUPPORTED_VERSION: i64 = 1;
+
+/// Cognito's immutable user id. It is never writable, whatever the policy says.
+pub(super) const IMMUTABLE_ATTRIBUTE: &str = "sub";
+
+/// An attribute whose `<attribute>_verified` flag only a `verify` grant may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Verifiable {
+    Email,
+    PhoneNumber,
+}
+
+impl Verifiable {
+    pub(super) const ALL: [Self; 2] = [Self::Email, Self::PhoneNumber];
+
+    /// The name used under `verify`, e.g. `email`.
+    pub(super) fn attribute(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::PhoneNumber => "phone_number",
+        }
+    }
+
+    /// The Cognito attribute it unlocks, e.g. `email_verified`.
+    pub(super) fn flag(self) -> &'static str {
+        match self {
+            Self::Email => "email_verified",
+            Self::PhoneNumber => "phone_number_verified",
+        }
+    }
+
+    fn from_attribute(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.attribute() == name)
+    }
+
+    pub(super) fn from_flag(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.flag() == name)
+    }
+}
+
+/// A validated policy. Cheap to clone; immutable once parsed.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    revision: String,
+    pub(super) protected: Vec<Glob>,
+    /// In the order the policy file lists them.
+    pub(super) roles: Vec<Role>,
+    warnings: Vec<PolicyDiagnostic>,
+}
+
+/// One compiled role.
+#[derive(Debug, Clone)]
+pub(super) struct Role {
+    pub(super) name: String,
+    pub(super) pools: Vec<Glob>,
+    pub(super) update: Vec<Glob>,
+    pub(super) verify: Vec<Verifiable>,
+    pub(super) deny: Vec<Glob>,
+    /// Keyed by exact attribute name.
+    pub(super) constraints: BTreeMap<String, Constraint>,
+}
+
+impl Policy {
+    /// Parses and validates a policy file. Every error found is returned, each with the
+    /// line and column it concerns; problems that do not make the policy unsafe are
+    /// kept as [`Policy::warnings`].
+    ///
+    /// # Errors
+    /// Every error found: YAML syntax, unknown or duplicate keys, an unknown `version`,
+    /// invalid globs or regexes, and constraints or verify entries that make no sense.
+    pub fn parse(source: &str) -> Result<Policy, PolicyError> {
+        let raw: RawPolicy =
+            serde_saphyr::from_str(source).map_err(|error| PolicyError::from_yaml(&error))?;
+        let mut compiler = Compiler::default();
+        let protected = compiler.globs(&raw.protected, "protected");
+        if raw.version.value != SUPPORTED_VERSION {
+            compiler.errors.push(PolicyDiagnostic::at(
+                &raw.version,
+                format!(
+                    "unsupported version {}: this attrgate understands version {SUPPORTED_VERSION}",
+                    raw.version.value
+                ),
+            ));
+        }
+        if raw.roles.0.is_empty() {
+            compiler.warnings.push(PolicyDiagnostic::new(
+                "the policy defines no roles, so every request will be denied",
+            ));
+        }
+        let roles = raw
+            .roles
+            .0
+            .into_iter()
+            .map(|(name, role)| compiler.role(&name, role, &protected))
+            .collect();
+        let (errors, warnings) = compiler.finish();
+        if !errors.is_empty() {
+            return Err(PolicyError {
+                diagnostics: errors,
+            });
+        }
+        Ok(Policy {
+            revision: revision_of(source),
+            protected: protected.into_iter().map(|glob| glob.value).collect(),
+            roles,
+            warnings,
+        })
+    }
+
+    /// `sha256:<hex>` of the policy file's bytes, as recorded in the audit log.
+    #[must_use]
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// Problems that do not make the policy unsafe, such as grants that can never apply.
+    #[must_use]
+    pub fn warnings(&self) -> &[PolicyDiagnostic] {
+        &self.warnings
+    }
+
+    /// The role names the policy defines, in file order.
+    pub fn role_names(&self) -> impl Iterator<Item = &str> {
+        self.roles.iter().map(|role| role.name.as_str())
+    }
+
+    /// The caller's roles that the policy names and whose `pools` match `pool_id`, in file order.
+    pub(super) fn applicable_roles(&self, caller_roles: &[String], pool_id: &str) -> Vec<&Role> {
+        self.roles
+            .iter()
+            .filter(|role| caller_roles.contains(&role.name))
+            .filter(|role| role.pools.iter().any(|pool| pool.matches(pool_id)))
+            .collect()
+    }
+
+    /// The first `protected` glob matching `attribute`.
+    pub(super) fn protecting_glob(&self, attribute: &str) -> Option<&Glob> {
+        self.protected.iter().find(|glob| glob.matches(attribute))
+    }
+}
+
+fn revision_of(source: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(source.as_bytes())))
+}
+
+/// Collects errors and warnings while turning the raw model into compiled parts.
+#[derive(Default)]
+struct Compiler {
+    errors: Vec<PolicyDiagnostic>,
+    warnings: Vec<PolicyDiagnostic>,
+}
+
+impl Compiler {
+    /// Errors and warnings in file order.
+    fn finish(mut self) -> (Vec<PolicyDiagnostic>, Vec<PolicyDiagnostic>) {
+        for list in [&mut self.errors, &mut self.warnings] {
+            list.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
+        }
+        (self.errors, self.warnings)
+    }
+
+    fn globs(&mut self, entries: &[Spanned<String>], context: &str) -> Vec<Spanned<Glob>> {
+        entries
+            .iter()
+            .filter_map(|entry| match Glob::parse(&entry.value) {
+                Ok(glob) => Some(Spanned::new(glob, entry.referenced, entry.defined)),
+                Err(problem) => {
+                    self.errors
+                        .push(PolicyDiagnostic::at(entry, format!("{context}: {problem}")));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn role(&mut self, name: &Spanned<String>, raw: RawRole, protected: &[Spanned<Glob>]) -> Role {
+        let role = name.value.as_str();
+        if role.is_empty() || role.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.errors.push(PolicyDiagnostic::at(
+                name,
+                format!(
+                    "role name {role:?} must be non-empty, without whitespace or control characters"
+                ),
+            ));
+        }
+        let pools = match &raw.pools {
+            None => vec![Glob::any()],
+            Some(pools) => {
+                if pools.is_empty() {
+                    self.warnings.push(PolicyDiagnostic::at(
+                        name,
+                        format!("role {role} applies to no pool: its pools list is empty"),
+                    ));
+                }
+                strip(self.globs(pools, &format!("role {role}, pools")))
+            }
+        };
+        let update = self.globs(&raw.update, &format!("role {role}, update"));
+        let deny = self.globs(&raw.deny, &format!("role {role}, deny"));
+        let verify: Vec<Spanned<Verifiable>> = raw
+            .verify
+            .iter()
+            .filter_map(|entry| self.verifiable(role, entry))
+            .collect();
+        if raw.update.is_empty() && raw.verify.is_empty() {
+            self.warnings.push(PolicyDiagnostic::at(
+                name,
+                format!("role {role} grants nothing: it has no update or verify entries"),
+            ));
+        }
+        self.warn_dead_updates(role, &update, &deny, protected);
+        self.warn_dead_verifies(role, &verify, &deny, protected);
+        let constraints = raw
+            .constraints
+            .0
+            .into_iter()
+            .filter_map(|(attribute, constraint)| {
+                let compiled = self.constraint(role, &attribute, constraint, &update)?;
+                self.warn_dead_constraint(role, &attribute, &deny, protected);
+                Some((attribute.value, compiled))
+            })
+            .collect();
+        Role {
+            name: role.to_owned(),
+            pools,
+            update: strip(update),
+            verify: verify.into_iter().map(|v| v.value).collect(),
+            deny: strip(deny),
+            constraints,
+        }
+    }
+
+    fn verifiable(&mut self, role: &str, entry: &Spanned<String>) -> Option<Spanned<Verifiable>> {
+        if let Some(verifiable) = Verifiable::from_attribute(&entry.value) {
+            return Some(Spanned::new(verifiable, entry.referenced, entry.defined));
+        }
+        let names = Verifiable::ALL.map(Verifiable::attribute);
+        let hint = entry
+            .value
+            .strip_suffix("_verified")
+            .and_then(Verifiable::from_attribute)
+            .map(Verifiable::attribute)
+            .or_else(|| suggest(&entry.value, names))
+            .map(|candidate| format!(" (did you mean `{candidate}`?)"))
+            .unwrap_or_default();
+        self.errors.push(PolicyDiagnostic::at(
+            entry,
+            format!(
+                "role {role}, verify: unknown entry {:?}{hint}; verify takes email and/or phone_number",
+                entry.value
+            ),
+        ));
+        None
+    }
+
+    fn constraint(
+        &mut self,
+        role: &str,
+        key: &Spanned<String>,
+        raw: RawConstraint,
+        update: &[Spanned<Glob>],
+    ) -> Option<Constraint> {
+        let attribute = key.value.as_str();
+        let context = format!("role {role}, constraint on {attribute:?}");
+        let errors_before = self.errors.len();
+        let target_problem = if attribute.is_empty() {
+            Some("an attribute name may not be empty".to_owned())
+        } else if attribute.contains('*') {
+            Some("constraint keys are exact attribute names, not globs".to_owned())
+        } else if attribute == IMMUTABLE_ATTRIBUTE {
+            Some("sub is never writable, so it cannot be constrained".to_owned())
+        } else if let Some(verifiable) = Verifiable::from_flag(attribute) {
+            Some(format!(
+                "{attribute} is granted only by `verify: [{}]`, and constraints apply only to update grants",
+                verifiable.attribute()
+            ))
+        } else if !update.iter().any(|glob| glob.value.matches(attribute)) {
+            let literals = update
+                .iter()
+                .filter(|glob| glob.value.is_literal())
+                .map(|glob| glob.value.as_str());
+            let hint = suggest(attribute, literals)
+                .map(|candidate| format!(" (did you mean `{candidate}`?)"))
+                .unwrap_or_default();
+            Some(format!(
+                "role {role} cannot update {attribute}{hint}: no update glob of the role matches it, so the constraint would never apply"
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = target_problem {
+            self.errors
+                .push(PolicyDiagnostic::at(key, format!("{context}: {problem}")));
+        }
+        if let Some(one_of) = &raw.one_of
+            && one_of.value.is_empty()
+        {
+            self.errors.push(PolicyDiagnostic::at(
+                one_of,
+                format!("{context}: one_of must list at least one value"),
+            ));
+        }
+        let pattern =
+            raw.pattern
+                .as_ref()
+                .and_then(|pattern| match Pattern::compile(&pattern.value) {
+                    Ok(compiled) => Some(compiled),
+                    Err(problem) => {
+                        self.errors.push(PolicyDiagnostic::at(
+                            pattern,
+                            format!("{context}: invalid pattern {:?}: {problem}", pattern.value),
+                        ));
+                        None
+                    }
+                });
+        let max_length =
+            raw.max_length
+                .as_ref()
+                .and_then(|limit| match usize::try_from(limit.value) {
+                    Ok(length) if length > 0 => Some(length),
+                    _ => {
+                        self.errors.push(PolicyDiagnostic::at(
+                        limit,
+                        format!(
+                            "{context}: max_length must be a positive number of characters, not {}",
+                            limit.value
+                        ),
+                    ));
+                        None
+                    }
+                });
+        if raw.one_of.is_none() && raw.pattern.is_none() && raw.max_length.is_none() {
+            self.errors.push(PolicyDiagnostic::at(
+                key,
+                format!("{context}: sets no rule; use one_of, pattern and/or max_length"),
+            ));
+        }
+        (self.errors.len() == errors_before).then(|| Constraint {
+            one_of: raw.one_of.map(|one_of| one_of.value),
+            pattern,
+            max_length,
+        })
+    }
+
+    fn warn_dead_updates(
+        &mut self,
+        role: &str,
+        update: &[Spanned<Glob>],
+        deny: &[Spanned<Glob>],
+        protected: &[Spanned<Glob>],
+    ) {
+        for grant in update {
+            let glob = &grant.value;
+            let why = if let Some(cover) = covering(protected, glob) {
+                Some(format!(
+                    "every attribute it matches is protected (glob \"{cover}\")"
+                ))
+            } else if let Some(cover) = covering(deny, glob) {
+                Some(format!(
+                    "every attribute it matches is denied to role {role} itself (glob \"{cover}\")"
+                ))
+            } else if let Some(verifiable) = Verifiable::from_flag(glob.as_str()) {
+                Some(format!(
+                    "update never grants {}; list {} under verify instead",
+                    verifiable.flag(),
+                    verifiable.attribute()
+                ))
+            } else if glob.as_str() == IMMUTABLE_ATTRIBUTE {
+                Some("sub is never writable".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.warnings.push(PolicyDiagnostic::at(
+                    grant,
+                    format!("role {role}: update glob \"{glob}\" grants nothing: {why}"),
+                ));
+            }
+        }
+    }
+
+    fn warn_dead_verifies(
+        &mut self,
+        role: &str,
+        verify: &[Spanned<Verifiable>],
+        deny: &[Spanned<Glob>],
+        protected: &[Spanned<Glob>],
+    ) {
+        for entry in verify {
+            let flag = entry.value.flag();
+            let why = if let Some(glob) = matching(protected, flag) {
+                format!("{flag} is protected (glob \"{glob}\")")
+            } else if let Some(glob) = matching(deny, flag) {
+                format!("{flag} is denied to role {role} itself (glob \"{glob}\")")
+            } else {
+                continue;
+            };
+            self.warnings.push(PolicyDiagnostic::at(
+                entry,
+                format!(
+                    "role {role}: verify {} grants nothing: {why}",
+                    entry.value.attribute()
+                ),
+            ));
+        }
+    }
+
+    fn warn_dead_constraint(
+        &mut self,
+        role: &str,
+        key: &Spanned<String>,
+        deny: &[Spanned<Glob>],
+        protected: &[Spanned<Glob>],
+    ) {
+        let attribute = key.value.as_str();
+        let why = if let Some(glob) = matching(protected, attribute) {
+            format!("{attribute} is protected (glob \"{glob}\")")
+        } else if let Some(glob) = matching(deny, attribute) {
+            format!("{attribute} is denied to role {role} itself (glob \"{glob}\")")
+        } else {
+            return;
+        };
+        self.warnings.push(PolicyDiagnostic::at(
+            key,
+            format!("role {role}: the constraint on {attribute:?} never applies: {why}"),
+        ));
+    }
+}
+
+fn strip(globs: Vec<Spanned<Glob>>) -> Vec<Glob> {
+    globs.into_iter().map(|glob| glob.value).collect()
+}
+
+fn covering<'a>(globs: &'a [Spanned<Glob>], inner: &Glob) -> Option<&'a Glob> {
+    globs
+        .iter()
+        .map(|glob| &glob.value)
+        .find(|glob| glob.covers(inner))
+}
+
+fn matching<'a>(globs: &'a [Spanned<Glob>], text: &str) -> Option<&'a Glob> {
+    globs
+        .iter()
+        .map(|glob| &glob.value)
+        .find(|glob| glob.matches(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Policy;
+
+    const VALID: &str = r#"
+version: 1
+protected: [sub, "custom:tenant_id"]
+roles:
+  support:
+    pools: ["us-east-1_*"]
+    update: [given_name, "custom:plan"]
+    verify: [email]
+    deny: [phone_number]
+    constraints:
+      "custom:plan": {one_of: [free, pro], pattern: "[a-z]+", max_length: 4}
+  identity-admin:
+    update: ["*"]
+    verify: [email, phone_number]
+"#;
+
+    /// The one error a policy source produces, as (line, message).
+    fn only_error(source: &str) -> (Option<usize>, String) {
+        let error = Policy::parse(source).expect_err("the policy is invalid");
+        assert_eq!(error.diagnostics.len(), 1, "{error}");
+        let diagnostic = &error.diagnostics[0];
+        (diagnostic.line, diagnostic.message.clone())
+    }
+
+    fn warnings_of(source: &str) -> Vec<(Option<usize>, String)> {
+        let policy = Policy::parse(source).unwrap_or_else(|error| panic!("valid policy: {error}"));
+        policy
+            .warnings()
+            .iter()
+            .map(|w| (w.line, w.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_policy_parses_with_its_roles_in_file_order() {
+        // Act
+        let policy = Policy::parse(VALID).expect("valid");
+
+        // Assert
+        assert_eq!(
+            policy.role_names().collect::<Vec<_>>(),
+            ["support", "identity-admin"]
+        );
+        assert!(policy.warnings().is_empty(), "{:?}", policy.warnings());
+    }
+
+    #[test]
+    fn a_policy_can_be_shared_across_threads() {
+        fn assert_shareable<T: Clone + Send + Sync + std::fmt::Debug + 'static>() {}
+        assert_shareable::<Policy>();
+    }
+
+    #[test]
+    fn the_revision_is_the_sha256_of_the_source_bytes() {
+        // Act
+        let policy = Policy::parse("version: 1\n").expect("valid");
+        let other = Policy::parse("version: 1\n# a comment changes the revision\n").expect("valid");
+
+        // Assert
+        assert_eq!(
+            policy.revision(),
+            "sha256:09bfcc6a14b83e2192b8673677725c84883ee9cd0c70e45c9ec09daa8f2b2847"
+        );
+        assert_ne!(policy.revision(), other.revision());
+    }
+
+    #[test]
+    fn each_invalid_policy_is_rejected_with_the_line_of_its_error() {
+        let table: &[(&str, &str, usize, &str)] = &[
+            (
+                "unknown top-level key",
+                "version: 1\nrole:\n  a: {update: [x]}\n",
+                2,
+                "unknown key `role` (did you mean `roles`?)",
+            ),
+            (
+                "unknown role key",
+                "version: 1\nroles:\n  support:\n    updates: [given_name]\n",
+                4,
+                "unknown key `updates` (did you mean `update`?)",
+            ),
+            (
+                "unknown constraint key",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {oneof: [a]}\n",
+                6,
+                "unknown key `oneof` (did you mean `one_of`?)",
+            ),
+            ("missing version", "roles: {}\n", 1, "missing key `version`"),
+            (
+                "unknown version",
+                "version: 2\nroles: {}\n",
+                1,
+                "unsupported version 2",
+            ),
+            (
+                "version that is not a number",
+                "version: one\n",
+                1,
+                "invalid i64",
+            ),
+            (
+                "duplicate role",
+                "version: 1\nroles:\n  a: {update: [x]}\n  a: {update: [y]}\n",
+                4,
+                "duplicate key `a`",
+            ),
+            (
+                "empty glob",
+                "version: 1\nprotected:\n  - sub\n  - \"\"\n",
+                4,
+                "protected: a glob may not be empty",
+            ),
+            (
+                "glob with a space",
+                "version: 1\nroles:\n  a:\n    update: [\"given name\"]\n",
+                4,
+                "role a, update: glob \"given name\"",
+            ),
+            (
+                "glob with **",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    deny: [\"custom:**\"]\n",
+                5,
+                "role a, deny: glob \"custom:**\"",
+            ),
+            (
+                "pool glob with ?",
+                "version: 1\nroles:\n  a:\n    pools: [\"us-east-1_?\"]\n    update: [x]\n",
+                4,
+                "only * is a wildcard",
+            ),
+            (
+                "invalid regex",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        pattern: \"[a-\"\n",
+                7,
+                "invalid pattern \"[a-\": unclosed character class",
+            ),
+            (
+                "constraint on an attribute the role cannot update",
+                "version: 1\nroles:\n  a:\n    update: [\"custom:plan\"]\n    constraints:\n      \"custom:plna\": {max_length: 3}\n",
+                6,
+                "role a cannot update custom:plna (did you mean `custom:plan`?)",
+            ),
+            (
+                "constraint with a glob key",
+                "version: 1\nroles:\n  a:\n    update: [\"custom:*\"]\n    constraints:\n      \"custom:*\": {max_length: 3}\n",
+                6,
+                "constraint keys are exact attribute names, not globs",
+            ),
+            (
+                "constraint on a verified flag",
+                "version: 1\nroles:\n  a:\n    update: [\"*\"]\n    constraints:\n      email_verified: {one_of: [\"true\"]}\n",
+                6,
+                "email_verified is granted only by `verify: [email]`",
+            ),
+            (
+                "constraint without a rule",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {}\n",
+                6,
+                "sets no rule",
+            ),
+            (
+                "empty one_of",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        one_of: []\n",
+                7,
+                "one_of must list at least one value",
+            ),
+            (
+                "zero max_length",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        max_length: 0\n",
+                7,
+                "max_length must be a positive number of characters, not 0",
+            ),
+            (
+                "negative max_length",
+                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {max_length: -5}\n",
+                6,
+                "max_length must be a positive number of characters, not -5",
+            ),
+            (
+                "verify entry written as the flag",
+                "version: 1\nroles:\n  a:\n    verify: [email_verified]\n",
+                4,
+                "unknown entry \"email_verified\" (did you mean `email`?)",
+            ),
+            (
+                "verify entry that is not verifiable",
+                "version: 1\nroles:\n  a:\n    verify: [address]\n",
+                4,
+                "verify takes email and/or phone_number",
+            ),
+            (
+                "role name with a space",
+                "version: 1\nroles:\n  \"support team\": {update: [x]}\n",
+                3,
+                "role name \"support team\"",
+            ),
+            ("not a mapping", "- version: 1\n", 1, "expected mapping"),
+            (
+                "wrong type for a list",
+                "version: 1\nprotected: sub\n",
+                2,
+                "expected sequence",
+            ),
+            ("YAML syntax error", "version: 1\nprotected: [sub\n", 2, ""),
+            ("empty file", "", 1, ""),
+        ];
+        for &(name, source, line, message) in table {
+            // Act
+            let (actual_line, actual_message) = only_error(source);
+
+            // Assert
+            assert_eq!(actual_line, Some(line), "{name}: {actual_message}");
+            assert!(
+                actual_message.contains(message),
+                "{name}: {actual_message:?} lacks {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_not_just_the_first() {
+        // Arrange
+        let source = "version: 3\nprotected: [\"\"]\nroles:\n  a:\n    update: [\"a b\"]\n    verify: [mail]\n";
+
+        // Act
+        let error = Policy::parse(source).expect_err("invalid");
+
+        // Assert
+        let lines: Vec<_> = error.diagnostics.iter().map(|d| d.line).collect();
+        assert_eq!(lines, [Some(1), Some(2), Some(5), Some(6)], "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("line 1, column 10: unsupported version 3"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn dead_grants_and_other_harmless_mistakes_are_warnings_with_their_lines() {
+        // Arrange
+        let source = r#"version: 1
+protected: [sub, "custom:tenant_*", phone_number_verified]
+roles:
+  support:
+    update:
+      - given_name
+      - "custom:tenant_id"
+      - "email*"
+      - email_verified
+      - sub
+    verify: [email, phone_number]
+    deny: ["email*"]
+  nobody:
+    pools: []
+  admin:
+    update: ["*"]
+    constraints:
+      "custom:tenant_region": {max_length: 8}
+"#;
+
+        // Act
+        let warnings = warnings_of(source);
+
+        // Assert
+        let expected: &[(usize, &str)] = &[
+            (
+                7,
+                "update glob \"custom:tenant_id\" grants nothing: every attribute it matches is protected (glob \"custom:tenant_*\")",
+            ),
+            (
+                8,
+                "update glob \"email*\" grants nothing: every attribute it matches is denied to role support itself (glob \"email*\")",
+            ),
+            (
+                9,
+                "update glob \"email_verified\" grants nothing: every attribute it matches is denied to role support itself",
+            ),
+            (
+                10,
+                "update glob \"sub\" grants nothing: every attribute it matches is protected (glob \"sub\")",
+            ),
+            (
+                11,
+                "verify email grants nothing: email_verified is denied to role support itself",
+            ),
+            (
+                11,
+                "verify phone_number grants nothing: phone_number_verified is protected",
+            ),
+            (13, "role nobody applies to no pool"),
+            (13, "role nobody grants nothing"),
+            (
+                18,
+                "the constraint on \"custom:tenant_region\" never applies: custom:tenant_region is protected",
+            ),
+        ];
+        assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
+        for ((line, message), (expected_line, expected_message)) in warnings.iter().zip(expected) {
+            assert_eq!(*line, Some(*expected_line), "{message}");
+            assert!(
+                message.contains(expected_message),
+                "{message:?} lacks {expected_message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn update_globs_naming_a_verified_flag_or_sub_are_warned_about() {
+        // Arrange
+        let source = "version: 1\nroles:\n  a:\n    update: [phone_number_verified, sub]\n";
+
+        // Act
+        let warnings = warnings_of(source);
+
+        // Assert
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].1.contains(
+            "update never grants phone_number_verified; list phone_number under verify instead"
+        ));
+        assert!(warnings[1].1.contains("sub is never writable"));
+    }
+
+    #[test]
+    fn a_policy_without_roles_is_valid_but_warned_about() {
+        // Act
+        let warnings = warnings_of("version: 1\n");
+
+        // Assert
+        assert_eq!(
+            warnings,
+            [(
+                None,
+                "the policy defines no roles, so every request will be denied".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn yaml_anchors_and_aliases_are_allowed() {
+        // Arrange
+        let source = "version: 1\nroles:\n  a:\n    update: &names [given_name, family_name]\n  b:\n    update: *names\n";
+
+        // Act
+        let policy = Policy::parse(source).expect("valid");
+
+        // Assert
+        assert_eq!(policy.roles[1].update.len(), 2);
+    }
+}

@@ -1,0 +1,219 @@
+//! Value constraints a role puts on the attributes it may update (`one_of`, full-match `pattern`, `max_length`). Must not depend on actix, aws, tokio or the filesystem.
+
+use regex::Regex;
+
+/// A compiled constraint. Every rule that is set must accept the value.
+#[derive(Debug, Clone)]
+pub(super) struct Constraint {
+    pub(super) one_of: Option<Vec<String>>,
+    pub(super) pattern: Option<Pattern>,
+    pub(super) max_length: Option<usize>,
+}
+
+/// A regex that must match the whole value.
+#[derive(Debug, Clone)]
+pub(super) struct Pattern {
+    source: String,
+    anchored: Regex,
+}
+
+impl Pattern {
+    /// Compiles `source` so that it must match the whole value, not a substring.
+    pub(super) fn compile(source: &str) -> Result<Self, String> {
+        // Compile the pattern on its own first: its errors then describe what the operator
+        // wrote, and a pattern such as `a)|(b` cannot escape the anchoring group below.
+        Regex::new(source).map_err(|error| regex_problem(&error))?;
+        let anchored =
+            Regex::new(&format!("^(?:{source})$")).map_err(|error| regex_problem(&error))?;
+        Ok(Self {
+            source: source.to_owned(),
+            anchored,
+        })
+    }
+}
+
+/// The one line of the regex crate's multi-line report that says what is wrong.
+fn regex_problem(error: &regex::Error) -> String {
+    let report = error.to_string();
+    report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+        .map_or_else(
+            || report.split_whitespace().collect::<Vec<_>>().join(" "),
+            str::to_owned,
+        )
+}
+
+/// What a constraint allows, as shown by `GET /permissions`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ConstraintView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_of: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<usize>,
+}
+
+impl Constraint {
+    /// `Err` says, in words, every rule the value breaks. It never quotes the value:
+    /// reasons are written to the audit log, where values appear only as HMACs.
+    pub(super) fn check(&self, value: &str) -> Result<(), String> {
+        let mut broken = Vec::new();
+        if let Some(allowed) = &self.one_of
+            && !allowed.iter().any(|candidate| candidate == value)
+        {
+            broken.push(format!("must be one of [{}]", allowed.join(", ")));
+        }
+        if let Some(pattern) = &self.pattern
+            && !pattern.anchored.is_match(value)
+        {
+            broken.push(format!("must fully match the pattern {:?}", pattern.source));
+        }
+        if let Some(limit) = self.max_length
+            && value.chars().count() > limit
+        {
+            let unit = if limit == 1 {
+                "character"
+            } else {
+                "characters"
+            };
+            broken.push(format!("must be at most {limit} {unit} long"));
+        }
+        if broken.is_empty() {
+            Ok(())
+        } else {
+            Err(broken.join(" and "))
+        }
+    }
+
+    pub(super) fn view(&self) -> ConstraintView {
+        ConstraintView {
+            one_of: self.one_of.clone(),
+            pattern: self.pattern.as_ref().map(|pattern| pattern.source.clone()),
+            max_length: self.max_length,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Constraint, Pattern};
+
+    fn constraint(
+        one_of: Option<&[&str]>,
+        pattern: Option<&str>,
+        max_length: Option<usize>,
+    ) -> Constraint {
+        Constraint {
+            one_of: one_of.map(|values| values.iter().map(|v| (*v).to_owned()).collect()),
+            pattern: pattern.map(|p| Pattern::compile(p).expect("test pattern compiles")),
+            max_length,
+        }
+    }
+
+    #[test]
+    fn each_rule_accepts_and_rejects_values_as_documented() {
+        let table: &[(&str, Constraint, &str, Result<(), &str>)] = &[
+            (
+                "one_of accepts a listed value",
+                constraint(Some(&["free", "pro"]), None, None),
+                "pro",
+                Ok(()),
+            ),
+            (
+                "one_of is exact and case-sensitive",
+                constraint(Some(&["free", "pro"]), None, None),
+                "Pro",
+                Err("must be one of [free, pro]"),
+            ),
+            (
+                "one_of applies to the empty value (a delete)",
+                constraint(Some(&["free", "pro"]), None, None),
+                "",
+                Err("must be one of [free, pro]"),
+            ),
+            (
+                "one_of can allow deletes explicitly",
+                constraint(Some(&["", "free"]), None, None),
+                "",
+                Ok(()),
+            ),
+            (
+                "pattern accepts a full match",
+                constraint(None, Some("[a-z]{2}"), None),
+                "en",
+                Ok(()),
+            ),
+            (
+                "pattern rejects a mere substring match",
+                constraint(None, Some("[a-z]{2}"), None),
+                "xen-US",
+                Err("must fully match the pattern \"[a-z]{2}\""),
+            ),
+            (
+                "pattern alternatives are anchored as a whole",
+                constraint(None, Some("a|b"), None),
+                "ab",
+                Err("must fully match the pattern \"a|b\""),
+            ),
+            (
+                "pattern applies to the empty value",
+                constraint(None, Some("[a-z]+"), None),
+                "",
+                Err("must fully match the pattern \"[a-z]+\""),
+            ),
+            (
+                "max_length counts characters, not bytes",
+                constraint(None, None, Some(3)),
+                "été",
+                Ok(()),
+            ),
+            (
+                "max_length rejects a longer value",
+                constraint(None, None, Some(3)),
+                "abcd",
+                Err("must be at most 3 characters long"),
+            ),
+            (
+                "max_length accepts the empty value",
+                constraint(None, None, Some(3)),
+                "",
+                Ok(()),
+            ),
+            (
+                "every broken rule is reported",
+                constraint(Some(&["a"]), Some("[0-9]+"), Some(1)),
+                "xyz",
+                Err(
+                    "must be one of [a] and must fully match the pattern \"[0-9]+\" and must be at most 1 character long",
+                ),
+            ),
+        ];
+        for (name, constraint, value, expected) in table {
+            // Act
+            let outcome = constraint.check(value);
+
+            // Assert
+            assert_eq!(outcome, expected.map_err(str::to_owned), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_cannot_escape_its_anchors() {
+        // Act
+        let error = Pattern::compile("a)|(b").expect_err("unbalanced");
+
+        // Assert
+        assert_eq!(error, "unopened group");
+    }
+
+    #[test]
+    fn an_invalid_pattern_is_explained_in_one_line() {
+        // Act
+        let error = Pattern::compile("[a-").expect_err("unclosed class");
+
+        // Assert
+        assert_eq!(error, "unclosed character class");
+    }
+}

@@ -1,0 +1,27 @@
+//! The policy: parse and validate the YAML policy, then decide which attribute changes a caller's roles may make. PURE: must not depend on actix, aws, tokio or the filesystem.
+//!
+//! - [`Policy::parse`] rejects a bad policy with the line and column of every error.
+//! - [`decide()`] is synchronous, infallible and does no I/O; a deny is a [`Decision`]
+//!   value that carries every denied attribute with its reason.
+//! - [`permissions()`] answers "what can my token do" for `GET /permissions`.
+//! - [`parse_cases`] and [`run_cases`] run table-driven cases for `attrgate policy test`.
+//!
+//! The format and the decision rules are documented in `docs/policy.md`.
+
+mod cases;
+mod compile;
+mod constraint;
+mod decide;
+mod diagnostic;
+mod glob;
+mod model;
+mod permissions;
+#[cfg(test)]
+mod shipped;
+
+pub use cases::{Case, CaseFile, CaseResult, Expect, parse_cases, run_cases};
+pub use compile::Policy;
+pub use constraint::ConstraintView;
+pub use decide::{Decision, DecisionRequest, Denial, decide};
+pub use diagnostic::{PolicyDiagnostic, PolicyError};
+pub use permissions::{Permissions, RolePermissions, permissions};
