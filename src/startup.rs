@@ -207,7 +207,7 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError
 
 fn spawn_jwks_refresh(verifier: &web::Data<Verifier>) {
     for cache in verifier.jwks_caches() {
-        actix_web::rt::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 let wait = match cache.refresh().await {
                     Ok(_) => JWKS_REFRESH,

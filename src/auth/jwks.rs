@@ -1,5 +1,6 @@
 //! One issuer's JSON Web Key Set, fetched over HTTP(S) and cached by `kid`.
-//! An unknown kid triggers at most one refetch per `REFETCH_INTERVAL`; a failed fetch keeps
+//! An unknown kid triggers at most one refetch per `REFETCH_INTERVAL` (start-up and periodic
+//! fetches do not count against it); a failed fetch keeps
 //! the cached keys. Symmetric (`oct`) keys in a JWKS are ignored: never HMAC with a JWKS.
 
 use std::collections::HashMap;
@@ -34,8 +35,10 @@ pub struct JwksCache {
     http: reqwest::Client,
     keys: RwLock<Arc<HashMap<String, CachedKey>>>,
     fetched_once: AtomicBool,
-    /// When the last fetch was attempted; also serialises fetches (single flight).
-    last_attempt: Mutex<Option<Instant>>,
+    /// Serialises fetches (single flight).
+    fetching: Mutex<()>,
+    /// When an unknown kid last caused a refetch; such refetches are rate limited.
+    last_kid_refetch: Mutex<Option<Instant>>,
     min_interval: Duration,
 }
 
@@ -52,7 +55,8 @@ impl JwksCache {
             http,
             keys: RwLock::new(Arc::new(HashMap::new())),
             fetched_once: AtomicBool::new(false),
-            last_attempt: Mutex::new(None),
+            fetching: Mutex::new(()),
+            last_kid_refetch: Mutex::new(None),
             min_interval,
         }
     }
@@ -71,14 +75,14 @@ impl JwksCache {
             return Lookup::Found(key.clone());
         }
         {
-            let mut last = self.last_attempt.lock().await;
+            let mut last = self.last_kid_refetch.lock().await;
             // Another request may have refreshed while this one waited for the lock.
             if let Some(key) = self.keys.read().await.get(kid) {
                 return Lookup::Found(key.clone());
             }
             if last.is_none_or(|at| at.elapsed() >= self.min_interval) {
                 *last = Some(Instant::now());
-                if let Err(error) = self.fetch_and_store().await {
+                if let Err(error) = self.refresh().await {
                     tracing::warn!(%error, "JWKS refetch failed; keeping the cached keys");
                 }
             }
@@ -90,10 +94,9 @@ impl JwksCache {
         }
     }
 
-    /// Fetches the set now (start-up and periodic refresh), honouring the single flight.
+    /// Fetches the set now (start-up, periodic refresh, or an unknown kid), one fetch at a time.
     pub async fn refresh(&self) -> Result<usize, FetchError> {
-        let mut last = self.last_attempt.lock().await;
-        *last = Some(Instant::now());
+        let _single_flight = self.fetching.lock().await;
         self.fetch_and_store().await
     }
 

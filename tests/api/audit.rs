@@ -1,0 +1,177 @@
+//! The audit log as written by a running gateway: one record per decision, values only
+//! as HMACs, request ids that match the answers, and a chain that verifies.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::{AUDIT_KEY, spawn_app};
+
+fn verify_with_cli(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_attrgate"))
+        .args(["audit", "verify"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_allowed_update_leaves_an_intent_and_an_outcome_with_the_answers_request_id() {
+    let app = spawn_app().await;
+
+    let answer = app
+        .patch(
+            &app.token(&["support"]),
+            json!({"attributes": {"given_name": "Annie"}}),
+        )
+        .await;
+
+    let records = app.audit_records();
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let (intent, outcome) = (&records[0], &records[1]);
+    assert_eq!(intent["event"], "intent");
+    assert_eq!(intent["outcome"], "pending");
+    assert_eq!(outcome["event"], "outcome");
+    assert_eq!(outcome["outcome"], "updated");
+    for record in &records {
+        assert_eq!(record["request_id"], answer.body["request_id"]);
+        assert_eq!(record["caller"]["sub"], "test-service");
+        assert_eq!(record["caller"]["roles"], json!(["support"]));
+        assert_eq!(record["pool_id"], app.pool_id.as_str());
+        assert_eq!(record["username"], "ann");
+        assert_eq!(record["attributes"], json!(["given_name"]));
+        assert!(
+            record["policy_revision"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+    }
+    assert_eq!(
+        answer.headers["x-request-id"],
+        answer.body["request_id"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn values_are_stored_only_as_hmacs_that_audit_hash_reproduces() {
+    let app = spawn_app().await;
+    let secret_value = "very-private-family-name";
+
+    app.patch(
+        &app.token(&["support"]),
+        json!({"attributes": {"family_name": secret_value}}),
+    )
+    .await;
+
+    assert!(
+        !app.audit_text().contains(secret_value),
+        "a value was written in clear"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_attrgate"))
+        .args([
+            "audit",
+            "hash",
+            secret_value,
+            "--key-env",
+            "TEST_KEY_FOR_HASH",
+        ])
+        .env("TEST_KEY_FOR_HASH", AUDIT_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let hash = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert_eq!(app.audit_records()[0]["values"]["family_name"], hash);
+}
+
+#[tokio::test]
+async fn denials_and_invalid_requests_are_audited_with_their_reasons() {
+    let app = spawn_app().await;
+    let token = app.token(&["support"]);
+
+    let denied = app
+        .patch(&token, json!({"attributes": {"email": "evil@example.com"}}))
+        .await;
+    let invalid = app
+        .patch(&token, json!({"attributes": {"tier": "gold"}}))
+        .await;
+    let malformed = app
+        .patch_raw(
+            Some(&token),
+            Some("application/json"),
+            b"{\"attributes\": \"leak-me\"}".to_vec(),
+        )
+        .await;
+
+    let records = app.audit_records();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["request_id"], denied.body["request_id"]);
+    assert_eq!(records[0]["outcome"], "denied");
+    assert_eq!(records[0]["decision"]["allowed"], false);
+    assert_eq!(records[0]["decision"]["denied"][0]["attribute"], "email");
+    assert_eq!(records[1]["request_id"], invalid.body["request_id"]);
+    assert_eq!(records[1]["outcome"], "invalid");
+    assert_eq!(records[2]["request_id"], malformed.body["request_id"]);
+    assert_eq!(records[2]["outcome"], "invalid");
+    assert!(!app.audit_text().contains("evil@example.com"));
+    assert!(
+        !app.audit_text().contains("leak-me"),
+        "a serde message quoted a value into the log"
+    );
+}
+
+#[tokio::test]
+async fn upstream_errors_are_recorded_as_the_outcome() {
+    let app = spawn_app().await;
+    let pool = app.pool_id.clone();
+
+    app.patch_to(
+        &pool,
+        "nobody",
+        &app.token(&["support"]),
+        json!({"attributes": {"given_name": "X"}}),
+        "",
+    )
+    .await;
+
+    let records = app.audit_records();
+    assert_eq!(records.last().unwrap()["outcome"], "UserNotFoundException");
+}
+
+#[tokio::test]
+async fn the_chain_of_a_running_gateway_verifies_and_an_edit_is_caught_at_its_line() {
+    let app = spawn_app().await;
+    let token = app.token(&["support"]);
+    for name in ["A", "B", "C"] {
+        app.patch(&token, json!({"attributes": {"given_name": name}}))
+            .await;
+    }
+    app.patch(&token, json!({"attributes": {"email": "x@y.zz"}}))
+        .await;
+
+    let intact = verify_with_cli(&app.audit_path);
+    let tampered_path = app.audit_path.with_extension("tampered.jsonl");
+    let tampered = app
+        .audit_text()
+        .replacen(r#""outcome":"denied""#, r#""outcome":"updated""#, 1);
+    std::fs::write(&tampered_path, tampered).unwrap();
+    let broken = verify_with_cli(&tampered_path);
+
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("7 records"));
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("line 7"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}

@@ -1,0 +1,551 @@
+//! Test harness: moto (one per test process), a JWKS server, token minting, and
+//! `spawn_app()` returning a `TestApp` with typed request helpers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use attrgate::config::Settings;
+use attrgate::startup::Application;
+use aws_config::BehaviorVersion;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::config::{Credentials, Region};
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeDataType, AttributeType, MessageActionType, SchemaAttributeType,
+};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+pub const AUDIT_KEY: &str = "test-audit-key-test-audit-key-0123456789";
+pub const BATCH_SECRET: &str = "test-batch-secret-test-batch-secret-0123";
+pub const AUDIENCE: &str = "attrgate";
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+// ---------- moto ----------
+
+struct Moto {
+    url: String,
+    // Held open for the life of the test process; when it closes, the wrapper shell kills moto.
+    _stdin: Mutex<ChildStdin>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+fn moto_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("ATTRGATE_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+    if venv.exists() {
+        return venv;
+    }
+    panic!(
+        "moto_server not found: these tests need the Cognito emulator. Run scripts/bootstrap-python \
+         (or scripts/test), or set ATTRGATE_MOTO_SERVER to a moto_server binary."
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The URL of this process's moto server, started on first use.
+pub fn moto_url() -> String {
+    MOTO.get_or_init(|| {
+        let binary = moto_binary();
+        assert!(
+            binary.exists(),
+            "moto_server not found at {}",
+            binary.display()
+        );
+        let port = free_port();
+        // The shell kills moto when this process's end of the pipe closes (process exit).
+        let script = format!(
+            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; read _; kill $m",
+            binary.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("start moto_server");
+        let stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || child.wait());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            url: format!("http://127.0.0.1:{port}"),
+            _stdin: Mutex::new(stdin),
+        }
+    })
+    .url
+    .clone()
+}
+
+pub async fn cognito_client(region: &str) -> Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(moto_url())
+        .load()
+        .await;
+    Client::new(&config)
+}
+
+/// Creates a fresh pool (so tests never share state) with custom attributes, in `region`.
+pub async fn create_pool(client: &Client) -> String {
+    let custom = |name: &str| {
+        SchemaAttributeType::builder()
+            .name(name)
+            .attribute_data_type(AttributeDataType::String)
+            .mutable(true)
+            .build()
+    };
+    client
+        .create_user_pool()
+        .pool_name(format!("test-{}", uuid::Uuid::new_v4()))
+        .schema(custom("plan"))
+        .schema(custom("tenant_id"))
+        .send()
+        .await
+        .expect("create a user pool in moto")
+        .user_pool()
+        .and_then(|pool| pool.id())
+        .unwrap()
+        .to_owned()
+}
+
+pub async fn create_user(
+    client: &Client,
+    pool_id: &str,
+    username: &str,
+    attributes: &[(&str, &str)],
+) {
+    let mut request = client
+        .admin_create_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .message_action(MessageActionType::Suppress);
+    for (name, value) in attributes {
+        request = request.user_attributes(
+            AttributeType::builder()
+                .name(*name)
+                .value(*value)
+                .build()
+                .unwrap(),
+        );
+    }
+    request.send().await.expect("create a user in moto");
+}
+
+pub async fn user_attributes(
+    client: &Client,
+    pool_id: &str,
+    username: &str,
+) -> HashMap<String, String> {
+    client
+        .admin_get_user()
+        .user_pool_id(pool_id)
+        .username(username)
+        .send()
+        .await
+        .expect("read the user from moto")
+        .user_attributes()
+        .iter()
+        .map(|a| {
+            (
+                a.name().to_owned(),
+                a.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+// ---------- keys, JWKS and tokens ----------
+
+pub fn key_pem(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{FIXTURES}/keys/{name}")).unwrap()
+}
+
+pub fn rsa_key(name: &str) -> EncodingKey {
+    EncodingKey::from_rsa_pem(&key_pem(name)).unwrap()
+}
+
+pub fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
+    let mut jwk = Jwk::from_encoding_key(key, alg).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    jwk
+}
+
+/// A JWKS served over HTTP on 127.0.0.1, whose keys a test may change, counting fetches.
+#[derive(Clone)]
+pub struct JwksServer {
+    pub url: String,
+    pub issuer: String,
+    pub keys: Arc<Mutex<JwkSet>>,
+    pub fetches: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    pub async fn start(keys: Vec<Jwk>) -> Self {
+        let keys = Arc::new(Mutex::new(JwkSet { keys }));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let (served, counted) = (keys.clone(), fetches.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            let (served, counted) = (served.clone(), counted.clone());
+            App::new().route(
+                "/.well-known/jwks.json",
+                web::get().to(move || {
+                    let (served, counted) = (served.clone(), counted.clone());
+                    async move {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let set = served.lock().unwrap().clone();
+                        HttpResponse::Ok().json(set)
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        let base = format!("http://127.0.0.1:{port}");
+        Self {
+            url: format!("{base}/.well-known/jwks.json"),
+            issuer: base,
+            keys,
+            fetches,
+        }
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+pub fn now() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+/// Claims for a token from `issuer` with `roles`; tests edit them to build attacks.
+pub fn claims(issuer: &str, roles: &[&str]) -> Value {
+    json!({
+        "iss": issuer,
+        "sub": "test-service",
+        "aud": AUDIENCE,
+        "iat": now(),
+        "nbf": now() - 5,
+        "exp": now() + 600,
+        "roles": roles,
+    })
+}
+
+pub fn sign(claims: &Value, key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+// ---------- the application ----------
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub cognito: Client,
+    pub pool_id: String,
+    pub audit_path: PathBuf,
+    pub jwks: JwksServer,
+    pub batch_issuer: String,
+    signing_key: EncodingKey,
+}
+
+pub const PRIMARY_KID: &str = "issuer-a-1";
+
+/// Options for `spawn_app_with`.
+pub struct Options {
+    pub policy_file: PathBuf,
+    pub cognito_endpoint: Option<String>,
+    pub cognito_timeout_seconds: u64,
+    pub extra_config: String,
+    pub audit_path: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            policy_file: PathBuf::from(format!("{FIXTURES}/policy.yaml")),
+            cognito_endpoint: None,
+            cognito_timeout_seconds: 10,
+            extra_config: String::new(),
+            audit_path: None,
+        }
+    }
+}
+
+pub fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("attrgate-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let signing_key = rsa_key("issuer-a-rsa.pem");
+    let jwks = JwksServer::start(vec![jwk(&signing_key, Algorithm::RS256, PRIMARY_KID)]).await;
+    let audit_path = options
+        .audit_path
+        .unwrap_or_else(|| temp_dir().join("audit.jsonl"));
+    let endpoint = options.cognito_endpoint.unwrap_or_else(moto_url);
+    let batch_issuer = "https://batch.test".to_owned();
+    let yaml = format!(
+        r#"
+listen: 127.0.0.1:0
+policy_file: "{policy}"
+cognito:
+  endpoint_url: "{endpoint}"
+  timeout_seconds: {timeout}
+auth:
+  leeway_seconds: 0
+  issuers:
+    - issuer: "{issuer}"
+      jwks_url: "{jwks_url}"
+      audiences: [{AUDIENCE}]
+      roles_claim: /roles
+      algorithms: [RS256, ES256]
+    - issuer: "{batch_issuer}"
+      hmac_secret_env: TEST_BATCH_SECRET
+      audiences: [{AUDIENCE}]
+      roles_claim: /roles
+audit:
+  path: "{audit}"
+  hmac_key_env: TEST_AUDIT_KEY
+{extra}
+"#,
+        policy = options.policy_file.display(),
+        issuer = jwks.issuer,
+        jwks_url = jwks.url,
+        audit = audit_path.display(),
+        extra = options.extra_config,
+        timeout = options.cognito_timeout_seconds,
+    );
+    let settings =
+        Settings::from_yaml(&yaml, Path::new("test-config.yaml"), Vec::new()).expect("test config");
+    let secrets: BTreeMap<String, String> = [
+        ("TEST_AUDIT_KEY".to_owned(), AUDIT_KEY.to_owned()),
+        ("TEST_BATCH_SECRET".to_owned(), BATCH_SECRET.to_owned()),
+    ]
+    .into();
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+        .region(Region::new("us-east-1"))
+        .load()
+        .await;
+    let application =
+        Application::build_with(settings, aws, &move |name| secrets.get(name).cloned())
+            .await
+            .expect("build the application");
+    let port = application.port();
+    tokio::spawn(application.run_until_stopped());
+    let cognito = cognito_client("us-east-1").await;
+    let pool_id = create_pool(&cognito).await;
+    create_user(
+        &cognito,
+        &pool_id,
+        "ann",
+        &[("email", "ann@example.com"), ("given_name", "Ann")],
+    )
+    .await;
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+        cognito,
+        pool_id,
+        audit_path,
+        jwks,
+        batch_issuer,
+        signing_key,
+    };
+    app.wait_until_ready().await;
+    app
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = self
+                .http
+                .get(format!("{}/readyz", self.address))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            if matches!(status, Ok(200)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the app did not become ready: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A valid token from the primary issuer with these roles.
+    pub fn token(&self, roles: &[&str]) -> String {
+        sign(
+            &claims(&self.jwks.issuer, roles),
+            &self.signing_key,
+            Algorithm::RS256,
+            Some(PRIMARY_KID),
+        )
+    }
+
+    pub fn token_with(&self, claims: &Value) -> String {
+        sign(
+            claims,
+            &self.signing_key,
+            Algorithm::RS256,
+            Some(PRIMARY_KID),
+        )
+    }
+
+    pub fn attributes_url(&self, pool_id: &str, username: &str) -> String {
+        format!(
+            "{}/pools/{pool_id}/users/{username}/attributes",
+            self.address
+        )
+    }
+
+    /// PATCHes a JSON body for `ann` in this test's pool.
+    pub async fn patch(&self, token: &str, body: Value) -> Answer {
+        self.patch_to(&self.pool_id.clone(), "ann", token, body, "")
+            .await
+    }
+
+    pub async fn patch_to(
+        &self,
+        pool_id: &str,
+        username: &str,
+        token: &str,
+        body: Value,
+        query: &str,
+    ) -> Answer {
+        let response = self
+            .http
+            .patch(format!("{}{query}", self.attributes_url(pool_id, username)))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        Answer::from(response).await
+    }
+
+    pub async fn patch_raw(
+        &self,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .http
+            .patch(self.attributes_url(&self.pool_id, "ann"))
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        Answer::from(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        Answer::from(
+            self.http
+                .get(format!("{}{path}", self.address))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn ann(&self) -> HashMap<String, String> {
+        user_attributes(&self.cognito, &self.pool_id, "ann").await
+    }
+
+    pub fn audit_records(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.audit_path).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
+            .collect()
+    }
+
+    pub fn audit_text(&self) -> String {
+        std::fs::read_to_string(&self.audit_path).unwrap_or_default()
+    }
+}
+
+impl Answer {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts a problem+json error with this status and the documented fields.
+    pub fn assert_problem(&self, status: u16) {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        for field in ["type", "title", "status", "detail", "request_id"] {
+            assert!(
+                self.body.get(field).is_some(),
+                "problem lacks {field}: {}",
+                self.body
+            );
+        }
+    }
+}
