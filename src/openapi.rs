@@ -4,7 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{DeniedAttribute, FieldError, Problem};
-use crate::routes::{attributes, health};
+use crate::policy::{ConstraintView, Permissions, RolePermissions};
+use crate::routes::{attributes, health, permissions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,14 +15,17 @@ use crate::routes::{attributes, health};
             Every request is checked against a YAML policy of which attributes each role may change \
             or mark verified; only fully allowed requests reach Cognito, and every decision is audited."
     ),
-    paths(attributes::update_attributes, health::healthz, health::readyz, health::metrics),
+    paths(attributes::update_attributes, permissions::get_permissions, health::healthz, health::readyz, health::metrics),
     components(schemas(
         attributes::UpdateAttributesRequest,
         attributes::UpdateAttributesResponse,
         Problem,
         FieldError,
         DeniedAttribute,
-        health::Readiness
+        health::Readiness,
+        Permissions,
+        RolePermissions,
+        ConstraintView
     )),
     modifiers(&BearerAuth),
     tags(

@@ -7,7 +7,7 @@ use super::constraint::ConstraintView;
 use super::decide::Evaluation;
 
 /// The caller's effective permissions in one pool.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Permissions {
     pub pool_id: String,
     /// Globs no role may write: the policy's `protected`, plus `sub` when the policy
@@ -21,7 +21,7 @@ pub struct Permissions {
 }
 
 /// One applicable role, as written in the policy.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RolePermissions {
     pub role: String,
     pub pools: Vec<String>,

@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod health;
+pub mod permissions;
 
 use actix_web::web;
 
@@ -11,6 +12,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/pools/{pool_id}/users/{username}/attributes",
         web::patch().to(attributes::update_attributes),
     )
+    .route("/permissions", web::get().to(permissions::get_permissions))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics));

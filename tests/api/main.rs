@@ -5,4 +5,5 @@ mod attributes;
 mod audit;
 mod auth;
 mod helpers;
+mod openapi;
 mod operations;

@@ -128,3 +128,55 @@ async fn a_cognito_that_cannot_be_reached_is_502_without_internals() {
         assert!(!body.contains(leak), "502 body leaks {leak}: {body}");
     }
 }
+
+#[tokio::test]
+async fn permissions_lists_only_the_roles_that_apply_in_the_pool() {
+    let app = spawn_app().await;
+    let token = app.token(&["support", "eu-support", "identity-admin", "unknown-role"]);
+
+    let answer = app
+        .http
+        .get(format!(
+            "{}/permissions?pool_id={}",
+            app.address, app.pool_id
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = answer.json().await.unwrap();
+
+    let roles: Vec<&str> = body["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["support", "identity-admin"], "{body}");
+    assert_eq!(body["can_verify"], json!(["email", "phone_number"]));
+    assert!(
+        body["protected"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("custom:tenant_id"))
+    );
+}
+
+#[tokio::test]
+async fn permissions_needs_a_token_and_a_pool_id() {
+    let app = spawn_app().await;
+
+    let anonymous = app
+        .get(&format!("/permissions?pool_id={}", app.pool_id))
+        .await;
+    let no_pool = app
+        .http
+        .get(format!("{}/permissions", app.address))
+        .bearer_auth(app.token(&["support"]))
+        .send()
+        .await
+        .unwrap();
+
+    anonymous.assert_problem(401);
+    assert_eq!(no_pool.status().as_u16(), 400);
+}

@@ -1,0 +1,62 @@
+//! `GET /permissions?pool_id=…`: what the caller's token may update and verify in a pool.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::{Caller, request_id};
+use crate::error::{ApiError, ErrorKind, FieldError, Problem};
+use crate::input::PoolId;
+use crate::policy::{self, Permissions};
+use crate::policy_source::PolicySource;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PermissionsQuery {
+    /// The user pool to ask about; roles may be scoped to pools.
+    pub pool_id: String,
+}
+
+/// What this token may do in a pool.
+///
+/// Lists the token's roles that apply in the pool (with their globs and constraints),
+/// the protected globs, and which attributes the token may mark verified. It answers
+/// "what can my token do" without trying a write; the decision itself is always made
+/// per request.
+#[utoipa::path(
+    get,
+    path = "/permissions",
+    operation_id = "getPermissions",
+    tag = "attributes",
+    params(PermissionsQuery),
+    responses(
+        (status = 200, description = "The applicable roles and their grants", body = Permissions),
+        (status = 400, description = "pool_id is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "pool_id is malformed", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
+pub async fn get_permissions(
+    caller: Caller,
+    req: HttpRequest,
+    policy: web::Data<PolicySource>,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<PermissionsQuery>::from_query(req.query_string()).map_err(|e| {
+        ApiError::new(
+            ErrorKind::BadRequest(vec![FieldError::new("query", e.to_string())]),
+            "pass ?pool_id=<pool id>",
+            request_id(&req),
+        )
+    })?;
+    let pool = PoolId::parse(&query.pool_id).map_err(|error| {
+        ApiError::new(
+            ErrorKind::Unprocessable(vec![error]),
+            "invalid pool id",
+            request_id(&req),
+        )
+    })?;
+    let permissions = policy::permissions(&policy.current(), &caller.roles, pool.as_str());
+    Ok(HttpResponse::Ok().json(permissions))
+}
