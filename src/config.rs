@@ -90,6 +90,10 @@ pub struct AuditSettings {
     pub path: PathBuf,
     /// Name of the environment variable that holds the key for value HMACs.
     pub hmac_key_env: String,
+    /// Start a new file once the current one reaches this many bytes; the chain
+    /// continues across files. Unset: never rotate.
+    #[serde(default)]
+    pub rotate_bytes: Option<u64>,
 }
 
 /// attrgate's own per-caller limit: a token bucket keyed by (iss, sub).
@@ -219,6 +223,9 @@ impl Settings {
         }
         if self.rate_limit.per_caller_per_second > 0 && self.rate_limit.burst == 0 {
             return invalid("rate_limit.burst must be at least 1 when the limit is on".into());
+        }
+        if self.audit.rotate_bytes.is_some_and(|bytes| bytes < 4096) {
+            return invalid("audit.rotate_bytes must be at least 4096".into());
         }
         if self.audit.hmac_key_env.trim().is_empty() {
             return invalid("audit.hmac_key_env must name an environment variable".into());

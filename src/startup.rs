@@ -83,6 +83,7 @@ impl Application {
             .set(1);
         let audit = AuditLog::open(
             &settings.audit.path,
+            settings.audit.rotate_bytes,
             AuditCounters {
                 records: metrics.audit_records.clone(),
                 failures: metrics.audit_failures.clone(),

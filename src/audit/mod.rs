@@ -8,7 +8,9 @@ mod writer;
 
 pub use chain::{GENESIS_HASH, VerifyError, VerifySummary, verify_file, verify_lines};
 pub use record::{AuditRecord, DecisionRecord, Event, KeyError, ValueHasher, now_rfc3339};
-pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead, FileStore};
+pub use writer::{
+    AuditCounters, AuditLog, AuditStore, ChainHead, FileStore, rotated_files, rotated_name,
+};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {

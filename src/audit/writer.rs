@@ -6,8 +6,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use serde_json::{Value, json};
@@ -19,6 +20,7 @@ use super::{AuditError, AuditRecord};
 
 const MAX_BATCH: usize = 4096;
 const TAIL_WINDOW: u64 = 1024 * 1024;
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where sealed lines go. `append_durable` returns only when the bytes are on disk, and
 /// on error leaves the store as it was before the call (as far as it can).
@@ -43,14 +45,84 @@ impl Default for ChainHead {
 }
 
 pub struct FileStore {
+    path: PathBuf,
     file: File,
     len: u64,
+    rotate_bytes: Option<u64>,
+}
+
+/// The name of the `n`th rotated file: `<path>.<n, 8 digits>`, so a shell glob lists them in order.
+pub fn rotated_name(path: &Path, n: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n:08}"));
+    PathBuf::from(name)
+}
+
+/// The rotated files of `path`, oldest first.
+pub fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!(
+        "{}.",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.parse::<u64>().ok())
+        {
+            files.push((n, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The end of `file`: the offset where the read started and the bytes from there on.
+fn read_tail(file: &mut File, len: u64) -> std::io::Result<(u64, Vec<u8>)> {
+    let start = len.saturating_sub(TAIL_WINDOW);
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(start))?;
+    file.read_to_end(&mut tail)?;
+    Ok((start, tail))
+}
+
+/// Where the chain resumes after `complete` (whole lines only).
+fn head_after(complete: &[u8]) -> Result<ChainHead, String> {
+    let Some(line) = complete[..complete.len().saturating_sub(1)]
+        .rsplit(|b| *b == b'\n')
+        .next()
+        .filter(|line| !line.is_empty())
+    else {
+        return Ok(ChainHead::default());
+    };
+    let last: Value = serde_json::from_slice(line)
+        .map_err(|e| format!("the last record is not JSON ({e}); run `attrgate audit verify`"))?;
+    match (
+        last.get("seq").and_then(Value::as_u64),
+        last.get("hash").and_then(Value::as_str),
+    ) {
+        (Some(seq), Some(hash)) => Ok(ChainHead {
+            next_seq: seq + 1,
+            last_hash: hash.to_owned(),
+        }),
+        _ => Err("the last record has no seq/hash".into()),
+    }
 }
 
 impl FileStore {
-    /// Opens (or creates) the log, cuts a torn last line, and finds where the chain resumes.
+    /// Opens (or creates) the log, cuts a torn last line, and finds where the chain resumes:
+    /// after the last record of this file or, if it is empty, of the newest rotated file.
     /// Returns the number of bytes cut, if any, so the writer can record the repair.
-    pub fn open(path: &Path) -> Result<(Self, ChainHead, Option<u64>), AuditError> {
+    pub fn open(
+        path: &Path,
+        rotate_bytes: Option<u64>,
+    ) -> Result<(Self, ChainHead, Option<u64>), AuditError> {
         let open_error = |message: String| AuditError::Open {
             path: path.display().to_string(),
             message,
@@ -72,11 +144,7 @@ impl FileStore {
             .metadata()
             .map_err(|e| open_error(e.to_string()))?
             .len();
-        let start = len.saturating_sub(TAIL_WINDOW);
-        let mut tail = Vec::new();
-        file.seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_to_end(&mut tail))
-            .map_err(|e| open_error(e.to_string()))?;
+        let (start, tail) = read_tail(&mut file, len).map_err(|e| open_error(e.to_string()))?;
         let complete_len = match tail.iter().rposition(|b| *b == b'\n') {
             Some(at) => start + at as u64 + 1,
             None if start == 0 => 0,
@@ -88,39 +156,48 @@ impl FileStore {
                 .and_then(|_| file.sync_all())
                 .map_err(|e| open_error(format!("failed to cut a torn last line: {e}")))?;
         }
-        let complete = &tail[..(complete_len - start) as usize];
-        let head = match complete[..complete.len().saturating_sub(1)]
-            .rsplit(|b| *b == b'\n')
-            .next()
-            .filter(|line| !line.is_empty())
-        {
-            None => ChainHead::default(),
-            Some(line) => {
-                let last: Value = serde_json::from_slice(line).map_err(|e| {
-                    open_error(format!(
-                        "the last record is not JSON ({e}); run `attrgate audit verify`"
-                    ))
-                })?;
-                match (
-                    last.get("seq").and_then(Value::as_u64),
-                    last.get("hash").and_then(Value::as_str),
-                ) {
-                    (Some(seq), Some(hash)) => ChainHead {
-                        next_seq: seq + 1,
-                        last_hash: hash.to_owned(),
-                    },
-                    _ => return Err(open_error("the last record has no seq/hash".into())),
-                }
+        let mut head = head_after(&tail[..(complete_len - start) as usize]).map_err(open_error)?;
+        if complete_len == 0 {
+            let newest = rotated_files(path)
+                .map_err(|e| open_error(e.to_string()))?
+                .pop();
+            if let Some((_, rotated)) = newest {
+                let mut previous = File::open(&rotated).map_err(|e| open_error(e.to_string()))?;
+                let previous_len = previous
+                    .metadata()
+                    .map_err(|e| open_error(e.to_string()))?
+                    .len();
+                let (_, tail) = read_tail(&mut previous, previous_len)
+                    .map_err(|e| open_error(e.to_string()))?;
+                head = head_after(&tail)
+                    .map_err(|e| open_error(format!("{}: {e}", rotated.display())))?;
             }
-        };
+        }
         Ok((
             Self {
+                path: path.to_owned(),
                 file,
                 len: complete_len,
+                rotate_bytes,
             },
             head,
             torn,
         ))
+    }
+
+    /// Moves the full file aside as the next numbered file and starts an empty one.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let next = rotated_files(&self.path)?.last().map_or(1, |(n, _)| n + 1);
+        std::fs::rename(&self.path, rotated_name(&self.path, next))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&self.path)?;
+        sync_parent(&self.path)?;
+        self.file = file;
+        self.len = 0;
+        Ok(())
     }
 }
 
@@ -140,6 +217,11 @@ impl AuditStore for FileStore {
         match result {
             Ok(()) => {
                 self.len += bytes.len() as u64;
+                if self.rotate_bytes.is_some_and(|limit| self.len >= limit)
+                    && let Err(error) = self.rotate()
+                {
+                    tracing::error!(%error, "audit rotation failed; writing on to the current file");
+                }
                 Ok(())
             }
             Err(error) => {
@@ -167,12 +249,17 @@ struct Pending {
 pub struct AuditLog {
     sender: mpsc::UnboundedSender<Pending>,
     healthy: Arc<AtomicBool>,
+    last_probe: Arc<Mutex<Option<Instant>>>,
     path: Option<PathBuf>,
 }
 
 impl AuditLog {
-    pub fn open(path: &Path, counters: AuditCounters) -> Result<Self, AuditError> {
-        let (store, head, torn) = FileStore::open(path)?;
+    pub fn open(
+        path: &Path,
+        rotate_bytes: Option<u64>,
+        counters: AuditCounters,
+    ) -> Result<Self, AuditError> {
+        let (store, head, torn) = FileStore::open(path, rotate_bytes)?;
         let log = Self::start(store, head, counters, Some(path.to_owned()));
         if let Some(bytes) = torn {
             tracing::warn!(bytes, path = %path.display(), "cut a torn last audit line");
@@ -203,6 +290,7 @@ impl AuditLog {
         Self {
             sender,
             healthy,
+            last_probe: Arc::new(Mutex::new(None)),
             path,
         }
     }
@@ -231,6 +319,23 @@ impl AuditLog {
     /// False after a failed write, until a write succeeds again.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Whether the log can be written now. While unhealthy, writes a `health_probe`
+    /// record (at most one a second) so that readiness returns without waiting for traffic.
+    pub async fn check_writable(&self) -> bool {
+        if self.healthy() {
+            return true;
+        }
+        {
+            let mut last = self.last_probe.lock().expect("probe lock");
+            if last.is_some_and(|at| at.elapsed() < PROBE_INTERVAL) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let probe = json!({"event": "health_probe", "time": now_rfc3339()});
+        self.send_async(probe).await.is_ok()
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -281,5 +386,211 @@ fn run(
         for pending in batch {
             let _ = pending.done.send(answer.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::chain::verify_lines;
+    use crate::audit::{Event, verify_file};
+    use crate::auth::Caller;
+
+    /// A store that fails while `fail` is set, and otherwise keeps lines in memory.
+    #[derive(Clone, Default)]
+    struct FlakyStore {
+        fail: Arc<AtomicBool>,
+        written: Arc<Mutex<Vec<u8>>>,
+        syncs: Arc<Mutex<usize>>,
+    }
+
+    impl AuditStore for FlakyStore {
+        fn append_durable(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+            }
+            // Stands in for the time an fsync takes, so concurrent appends can queue up.
+            std::thread::sleep(Duration::from_millis(2));
+            self.written.lock().unwrap().extend_from_slice(bytes);
+            *self.syncs.lock().unwrap() += 1;
+            Ok(())
+        }
+    }
+
+    fn counters() -> AuditCounters {
+        AuditCounters {
+            records: IntCounter::new("r", "r").unwrap(),
+            failures: IntCounter::new("f", "f").unwrap(),
+        }
+    }
+
+    fn record(id: &str) -> AuditRecord {
+        let caller = Caller {
+            iss: "i".into(),
+            sub: "s".into(),
+            roles: vec![],
+        };
+        let mut record = AuditRecord::new(id, Event::Request, &caller, "us-east-1_x", "ann");
+        record.outcome = "denied".into();
+        record
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn lines(store: &FlakyStore) -> String {
+        String::from_utf8(store.written.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_failing_store_fails_every_append_and_recovery_continues_the_same_chain() {
+        let store = FlakyStore::default();
+        let counters = counters();
+        let log = AuditLog::start(store.clone(), ChainHead::default(), counters.clone(), None);
+        let rt = rt();
+
+        rt.block_on(log.append(&record("a"))).unwrap();
+        store.fail.store(true, Ordering::SeqCst);
+        let failed = rt.block_on(log.append(&record("b")));
+        let unhealthy = !log.healthy();
+        store.fail.store(false, Ordering::SeqCst);
+        rt.block_on(log.append(&record("c"))).unwrap();
+
+        assert!(failed.is_err());
+        assert!(unhealthy);
+        assert!(log.healthy());
+        assert_eq!(counters.failures.get(), 1);
+        let text = lines(&store);
+        assert!(
+            !text.contains("\"b\""),
+            "a failed record must not be in the log"
+        );
+        let summary = verify_lines(text.lines(), None, true).unwrap();
+        assert_eq!(summary.records, 2);
+    }
+
+    #[test]
+    fn concurrent_appends_share_syncs() {
+        let store = FlakyStore::default();
+        let log = AuditLog::start(store.clone(), ChainHead::default(), counters(), None);
+        let rt = rt();
+
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..200)
+                .map(|i| {
+                    let log = log.clone();
+                    tokio::spawn(async move { log.append(&record(&format!("r{i}"))).await })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+        });
+
+        let syncs = *store.syncs.lock().unwrap();
+        assert!(syncs < 200, "200 records took {syncs} syncs");
+        assert_eq!(
+            verify_lines(lines(&store).lines(), None, true)
+                .unwrap()
+                .records,
+            200
+        );
+    }
+
+    #[test]
+    fn readiness_probes_an_unhealthy_log_and_recovers_without_traffic() {
+        let store = FlakyStore::default();
+        let log = AuditLog::start(store.clone(), ChainHead::default(), counters(), None);
+        let rt = rt();
+        store.fail.store(true, Ordering::SeqCst);
+        let _ = rt.block_on(log.append(&record("x")));
+
+        let while_failing = rt.block_on(log.check_writable());
+        store.fail.store(false, Ordering::SeqCst);
+        std::thread::sleep(PROBE_INTERVAL);
+        let after = rt.block_on(log.check_writable());
+
+        assert!(!while_failing);
+        assert!(after);
+        assert!(lines(&store).contains("health_probe"));
+    }
+
+    fn temp_path() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("attrgate-unit-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("audit.jsonl")
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_on_open_and_the_repair_is_recorded_in_the_chain() {
+        let path = temp_path();
+        let rt = rt();
+        {
+            let log = AuditLog::open(&path, None, counters()).unwrap();
+            rt.block_on(log.append(&record("a"))).unwrap();
+            rt.block_on(log.append(&record("b"))).unwrap();
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"half\":")
+            .unwrap();
+        assert!(
+            verify_file(&path, None)
+                .unwrap_err()
+                .message
+                .contains("torn")
+        );
+
+        let log = AuditLog::open(&path, None, counters()).unwrap();
+        rt.block_on(log.append(&record("c"))).unwrap();
+
+        let summary = verify_file(&path, None).unwrap();
+        assert_eq!(summary.records, 4);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().nth(2).unwrap().contains("\"recovered\""));
+    }
+
+    #[test]
+    fn rotation_by_size_continues_the_chain_across_files_and_survives_a_restart() {
+        let path = temp_path();
+        let rt = rt();
+        {
+            let log = AuditLog::open(&path, Some(4096), counters()).unwrap();
+            for i in 0..40 {
+                rt.block_on(log.append(&record(&format!("r{i}")))).unwrap();
+            }
+        }
+        // Reopen after the last rotation left the current file empty or short.
+        {
+            let log = AuditLog::open(&path, Some(4096), counters()).unwrap();
+            rt.block_on(log.append(&record("after-restart"))).unwrap();
+        }
+
+        let mut files: Vec<PathBuf> = rotated_files(&path)
+            .unwrap()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert!(files.len() >= 2, "expected rotations, got {files:?}");
+        files.push(path.clone());
+        let mut start: Option<String> = None;
+        let mut total = 0;
+        for file in &files {
+            let summary = verify_file(file, start.as_deref()).unwrap();
+            total += summary.records;
+            start = Some(summary.last_hash);
+        }
+        assert_eq!(total, 41);
+        assert!(
+            verify_file(&files[1], None).is_err(),
+            "a later file alone does not start the chain"
+        );
     }
 }

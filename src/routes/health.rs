@@ -39,7 +39,7 @@ pub async fn readyz(
         status: String::new(),
         policy_loaded: true,
         policy_revision: policy.current().revision().to_owned(),
-        audit_writable: audit.healthy(),
+        audit_writable: audit.check_writable().await,
         issuer_keys_fetched: verifier.keys_ready(),
     };
     let ready =

@@ -175,3 +175,92 @@ async fn the_chain_of_a_running_gateway_verifies_and_an_edit_is_caught_at_its_li
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+/// A 64 KiB tmpfs, unmounted on drop. Needs root (as on CI and the dev machines); fails loudly otherwise.
+struct SmallFilesystem {
+    dir: std::path::PathBuf,
+}
+
+impl SmallFilesystem {
+    fn mount() -> Self {
+        let dir = crate::helpers::temp_dir();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a small tmpfs failed: this test needs root"
+        );
+        Self { dir }
+    }
+
+    fn fill(&self) {
+        let mut filler = std::fs::File::create(self.dir.join("filler")).unwrap();
+        let block = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.dir.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_closed_with_503_and_recovers_when_space_returns() {
+    let disk = SmallFilesystem::mount();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        audit_path: Some(disk.dir.join("audit.jsonl")),
+        ..Default::default()
+    })
+    .await;
+    let token = app.token(&["support"]);
+    disk.fill();
+
+    let refused = app
+        .patch(&token, json!({"attributes": {"given_name": "NoAudit"}}))
+        .await;
+    let untouched = app.ann().await["given_name"].clone();
+    let not_ready = app.get("/readyz").await;
+    let metrics = app.get("/metrics").await;
+    disk.free();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let ready_again = app.get("/readyz").await;
+    let accepted = app
+        .patch(&token, json!({"attributes": {"given_name": "Audited"}}))
+        .await;
+
+    refused.assert_problem(503);
+    assert_eq!(
+        untouched, "Ann",
+        "Cognito must not be called without an audit record"
+    );
+    assert_eq!(not_ready.status, 503);
+    assert_eq!(not_ready.body["audit_writable"], false);
+    assert!(
+        !metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("attrgate_audit_failures_total 0")
+    );
+    assert_eq!(ready_again.status, 200, "{}", ready_again.body);
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    assert_eq!(
+        app.ann().await["given_name"],
+        "Audited",
+        "only the audited change reached Cognito"
+    );
+    assert!(
+        verify_with_cli(&disk.dir.join("audit.jsonl"))
+            .status
+            .success()
+    );
+}

@@ -4,6 +4,7 @@
 mod attributes;
 mod audit;
 mod auth;
+mod crash;
 mod helpers;
 mod openapi;
 mod operations;
