@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::audit::{ValueHasher, verify_file};
 use crate::config::Settings;
 use crate::policy;
-use crate::policy_source::load_policy;
+use crate::policy_source::{LoadError, load_policy};
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -106,34 +106,78 @@ fn fail(error: &dyn std::fmt::Display) -> ExitCode {
 }
 
 fn policy_check(file: &std::path::Path) -> ExitCode {
+    let Some(policy) = load_policy_or_report(file) else {
+        return ExitCode::FAILURE;
+    };
+    print_warnings(file, &policy);
+    println!(
+        "{}: ok ({}, {} warning(s))",
+        file.display(),
+        policy.revision(),
+        policy.warnings().len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Loads a policy file, or prints every error as `file:line:column: error: message`.
+fn load_policy_or_report(file: &std::path::Path) -> Option<policy::Policy> {
     match load_policy(file) {
-        Ok(policy) => {
-            for warning in policy.warnings() {
-                eprintln!("{}: warning: {warning}", file.display());
-            }
-            println!("{}: ok ({})", file.display(), policy.revision());
-            ExitCode::SUCCESS
+        Ok(policy) => Some(policy),
+        Err(LoadError::Invalid { source, .. }) => {
+            print_errors(file, &source);
+            None
         }
-        Err(error) => fail(&error),
+        Err(error) => {
+            fail(&error);
+            None
+        }
+    }
+}
+
+fn print_errors(file: &std::path::Path, error: &policy::PolicyError) {
+    let name = file.display().to_string();
+    for diagnostic in &error.diagnostics {
+        eprintln!("{}", diagnostic.in_file(&name, "error"));
+    }
+    eprintln!("{name}: {} error(s)", error.diagnostics.len());
+}
+
+fn print_warnings(file: &std::path::Path, policy: &policy::Policy) {
+    let name = file.display().to_string();
+    for warning in policy.warnings() {
+        eprintln!("{}", warning.in_file(&name, "warning"));
     }
 }
 
 fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode {
-    let policy = match load_policy(file) {
-        Ok(policy) => policy,
-        Err(error) => return fail(&error),
+    let Some(policy) = load_policy_or_report(file) else {
+        return ExitCode::FAILURE;
     };
-    let cases = match std::fs::read_to_string(cases_file)
-        .map_err(|e| e.to_string())
-        .and_then(|source| policy::parse_cases(&source).map_err(|e| e.to_string()))
-    {
+    print_warnings(file, &policy);
+    let source = match std::fs::read_to_string(cases_file) {
+        Ok(source) => source,
+        Err(error) => {
+            return fail(&format!(
+                "failed to read case file {}: {error}",
+                cases_file.display()
+            ));
+        }
+    };
+    let cases = match policy::parse_cases(&source) {
         Ok(cases) => cases,
-        Err(error) => return fail(&format!("{}: {error}", cases_file.display())),
+        Err(error) => {
+            print_errors(cases_file, &error);
+            return ExitCode::FAILURE;
+        }
     };
     let results = policy::run_cases(&policy, &cases);
     let failed: Vec<_> = results.iter().filter(|r| !r.passed).collect();
     for result in &failed {
-        println!("FAIL {}: expected {:?}", result.name, result.expected);
+        let at = match result.line {
+            Some(line) => format!("{}:{line}", cases_file.display()),
+            None => cases_file.display().to_string(),
+        };
+        println!("FAIL {} ({at})", result.name);
         if let Some(message) = &result.message {
             println!("  {message}");
         }
@@ -142,7 +186,8 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
         }
     }
     println!(
-        "{} passed, {} failed",
+        "{}: {} passed, {} failed",
+        cases_file.display(),
         results.len() - failed.len(),
         failed.len()
     );

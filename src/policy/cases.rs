@@ -26,6 +26,8 @@ pub struct Case {
     pub expect: Expect,
     /// When given, the set of denied attribute names must equal it exactly.
     pub denied: Option<Vec<String>>,
+    /// The 1-based line of the case's `name`, when known, so a failure can point at it.
+    pub line: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -48,6 +50,8 @@ impl fmt::Display for Expect {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CaseResult {
     pub name: String,
+    /// The line of the case in its file, when known.
+    pub line: Option<usize>,
     pub passed: bool,
     pub expected: Expect,
     pub decision: Decision,
@@ -153,6 +157,7 @@ pub fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
         .value
         .into_iter()
         .map(|case| Case {
+            line: PolicyDiagnostic::line_of(&case.name),
             name: case.name.value,
             roles: case.roles,
             pool: case.pool.value,
@@ -219,6 +224,7 @@ fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     }
     CaseResult {
         name: case.name.clone(),
+        line: case.line,
         passed: problems.is_empty(),
         expected: case.expect,
         decision,
@@ -315,6 +321,7 @@ cases:
             ]
         );
         assert_eq!(results[1].expected, Expect::Deny);
+        assert_eq!(results[0].line, Some(3), "the line of the case's name");
     }
 
     #[test]

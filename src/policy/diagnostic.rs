@@ -34,9 +34,29 @@ impl PolicyDiagnostic {
         diagnostic
     }
 
+    /// The 1-based line of the YAML node `node` came from, when known.
+    pub(super) fn line_of<T>(node: &Spanned<T>) -> Option<usize> {
+        Self::at(node, "").line
+    }
+
     /// A diagnostic located at the YAML node `node` came from (the use site, for aliases).
     pub(super) fn at<T>(node: &Spanned<T>, message: impl Into<String>) -> Self {
         Self::at_location(node.referenced, message)
+    }
+}
+
+impl PolicyDiagnostic {
+    /// `file:line:column: severity: message`, the form editors and CI logs link to
+    /// (`file: severity: message` when the location is unknown).
+    #[must_use]
+    pub fn in_file(&self, file: &str, severity: &str) -> String {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                format!("{file}:{line}:{column}: {severity}: {}", self.message)
+            }
+            (Some(line), None) => format!("{file}:{line}: {severity}: {}", self.message),
+            _ => format!("{file}: {severity}: {}", self.message),
+        }
     }
 }
 
@@ -195,6 +215,34 @@ mod tests {
         // Act / Assert
         assert_eq!(located.to_string(), "line 4, column 5: boom");
         assert_eq!(unlocated.to_string(), "boom");
+    }
+
+    #[test]
+    fn a_diagnostic_in_a_file_reads_file_line_column_severity_message() {
+        // Arrange
+        let located = PolicyDiagnostic {
+            line: Some(4),
+            column: Some(5),
+            message: "boom".to_owned(),
+        };
+        let line_only = PolicyDiagnostic {
+            column: None,
+            ..located.clone()
+        };
+
+        // Act / Assert
+        assert_eq!(
+            located.in_file("p.yaml", "error"),
+            "p.yaml:4:5: error: boom"
+        );
+        assert_eq!(
+            line_only.in_file("p.yaml", "warning"),
+            "p.yaml:4: warning: boom"
+        );
+        assert_eq!(
+            PolicyDiagnostic::new("boom").in_file("p.yaml", "error"),
+            "p.yaml: error: boom"
+        );
     }
 
     #[test]

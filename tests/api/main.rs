@@ -8,3 +8,4 @@ mod crash;
 mod helpers;
 mod openapi;
 mod operations;
+mod policy_cli;
