@@ -1,20 +1,55 @@
-//! The OpenAPI 3.1 document, generated from the route annotations, and Swagger UI.
+//! The OpenAPI 3.1 document, generated from the route annotations, and the Swagger UI
+//! settings. Problem examples are built with the real error type, so they show exactly
+//! what the gateway sends. Nothing in the request path depends on this module.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, Type};
 use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::Config;
 
-use crate::error::{DeniedAttribute, FieldError, Problem};
+use crate::error::{ApiError, DeniedAttribute, ErrorKind, FieldError, PROBLEM_JSON, Problem};
 use crate::policy::{ConstraintView, Permissions, RolePermissions};
 use crate::routes::{attributes, health, permissions};
 
+/// The document's introduction: what a client author must know before the first call.
+const DESCRIPTION: &str = r#"attrgate lets internal services update Amazon Cognito user attributes, but only the
+attributes that a YAML policy lets their roles change.
+
+**Authentication.** Send `Authorization: Bearer <JWT>` from a configured issuer. The token's
+roles claim decides what it may change: `GET /permissions` shows it. A missing or invalid
+token is a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+
+**All or nothing.** `updateUserAttributes` checks every requested attribute. If any one is
+denied, the answer is a 403 whose `denied` lists every denied attribute with its reason, and
+**nothing is written**. Only fully allowed requests reach Cognito.
+
+**Dry run.** `?dry_run=true` gets the same decision (200 with `dry_run: true`, or 403) and is
+audited, but Cognito is not called.
+
+**Errors** are `application/problem+json` (RFC 9457) with `type`, `title`, `status`, `detail`
+and `request_id`; a 403 adds `denied`, a 400 or 422 adds `errors`. Branch on `status` or
+`type`, not on `detail`. A 5xx never carries AWS messages, credentials or tokens.
+
+**Retrying.** A 429 carries `Retry-After` (seconds). A 503 means nothing was written: retry
+later. After a 504, Cognito may or may not have applied the update; the same request can be
+sent again safely.
+
+**Request ids.** Every answer carries `X-Request-Id`. It is the `request_id` of the body, and
+the id of the request's records in the audit log.
+
+Swagger UI is at `/docs`: use **Authorize** to paste a token, then **Try it out**."#;
+
+/// The `request_id` shown in examples.
+const EXAMPLE_REQUEST_ID: &str = "5f0c6a8e-3b1d-4c2a-9e57-2d4b8f1a7c60";
+
 #[derive(OpenApi)]
 #[openapi(
-    info(
-        title = "attrgate",
-        description = "A policy-enforcing gateway in front of Cognito AdminUpdateUserAttributes. \
-            Every request is checked against a YAML policy of which attributes each role may change \
-            or mark verified; only fully allowed requests reach Cognito, and every decision is audited."
-    ),
+    info(title = "attrgate", description = DESCRIPTION),
+    servers((url = "/", description = "This attrgate")),
     paths(attributes::update_attributes, permissions::get_permissions, health::healthz, health::readyz, health::metrics),
     components(schemas(
         attributes::UpdateAttributesRequest,
@@ -27,10 +62,10 @@ use crate::routes::{attributes, health, permissions};
         RolePermissions,
         ConstraintView
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &DocumentRoute, &ProblemDetails),
     tags(
-        (name = "attributes", description = "Change Cognito user attributes under the policy"),
-        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "attributes", description = "Change Cognito user attributes under the policy, and ask what a token may change"),
+        (name = "operations", description = "Health, readiness, metrics and this document; no token needed"),
     )
 )]
 pub struct ApiDoc;
@@ -46,10 +81,283 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT from an issuer in the gateway's config, for its audience, whose \
+                         roles claim names the caller's policy roles. Paste the token alone, \
+                         without `Bearer `.",
+                    ))
                     .build(),
             ),
         );
     }
+}
+
+/// Gives every problem+json answer examples built with the real error type, and every
+/// answer the headers the gateway sends with it.
+struct ProblemDetails;
+
+impl Modify for ProblemDetails {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let operation_id = operation.operation_id.clone().unwrap_or_default();
+                for (status, response) in &mut operation.responses.responses {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let status: u16 = status.parse().expect("responses are keyed by status");
+                    for (name, header) in response_headers(status) {
+                        response.headers.insert(name.to_owned(), header.into());
+                    }
+                    let Some(RefOr::T(content)) = response.content.get_mut(PROBLEM_JSON) else {
+                        continue;
+                    };
+                    for (name, summary, error) in problem_examples(&operation_id, status) {
+                        let value = serde_json::to_value(error.problem()).expect("serialises");
+                        let example = ExampleBuilder::new().summary(summary).value(Some(value));
+                        content
+                            .examples
+                            .insert(name.to_owned(), example.build().into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn response_headers(status: u16) -> Vec<(&'static str, utoipa::openapi::header::Header)> {
+    let header = |kind: Type, description: &str, example: serde_json::Value| {
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(kind)))
+            .description(Some(description))
+            .example(Some(example))
+            .build()
+    };
+    let mut headers = vec![(
+        "X-Request-Id",
+        header(
+            Type::String,
+            "The id of this request: the body's `request_id`, and the audit log's.",
+            EXAMPLE_REQUEST_ID.into(),
+        ),
+    )];
+    match status {
+        401 => headers.push((
+            "WWW-Authenticate",
+            header(
+                Type::String,
+                "The Bearer challenge (RFC 6750).",
+                r#"Bearer error="invalid_token""#.into(),
+            ),
+        )),
+        429 => headers.push((
+            "Retry-After",
+            header(
+                Type::Integer,
+                "Seconds to wait before trying again.",
+                1.into(),
+            ),
+        )),
+        _ => {}
+    }
+    headers
+}
+
+/// Named example answers for one operation and status, as the gateway writes them.
+fn problem_examples(
+    operation_id: &str,
+    status: u16,
+) -> Vec<(&'static str, &'static str, ApiError)> {
+    let problem = |kind: ErrorKind, detail: &str| ApiError::new(kind, detail, EXAMPLE_REQUEST_ID);
+    let field = FieldError::new;
+    match (operation_id, status) {
+        ("getPermissions", 400) => vec![(
+            "missing_pool_id",
+            "No pool_id",
+            problem(
+                ErrorKind::BadRequest(vec![field(
+                    "query",
+                    "Query deserialize error: missing field `pool_id`",
+                )]),
+                "pass ?pool_id=<pool id>",
+            ),
+        )],
+        ("getPermissions", 422) => vec![(
+            "bad_pool_id",
+            "A malformed pool id",
+            problem(
+                ErrorKind::Unprocessable(vec![field(
+                    "pool_id",
+                    "must look like <region>_<id> (letters, digits, '-' and '_'), at most 55 characters",
+                )]),
+                "invalid pool id",
+            ),
+        )],
+        (_, 400) => vec![
+            (
+                "unknown_field",
+                "An unknown field",
+                problem(
+                    ErrorKind::BadRequest(vec![field(
+                        "body",
+                        "unknown field `attribute`, expected `attributes` or `client_metadata` at line 1 column 12",
+                    )]),
+                    "the body is not a valid update request",
+                ),
+            ),
+            (
+                "no_attributes",
+                "An empty attributes map",
+                problem(
+                    ErrorKind::BadRequest(vec![field(
+                        "attributes",
+                        "must name at least one attribute",
+                    )]),
+                    "no attributes to update",
+                ),
+            ),
+        ],
+        (_, 401) => vec![(
+            "expired",
+            "An expired token",
+            problem(ErrorKind::Unauthorized, "the token has expired"),
+        )],
+        (_, 403) => vec![(
+            "denied",
+            "Two of three attributes denied; nothing was written",
+            problem(
+                ErrorKind::Forbidden(vec![
+                    DeniedAttribute {
+                        attribute: "custom:tenant_id".into(),
+                        reason: r#"protected by the policy (glob "custom:tenant_id")"#.into(),
+                    },
+                    DeniedAttribute {
+                        attribute: "email_verified".into(),
+                        reason: "no applicable role may mark email as verified".into(),
+                    },
+                ]),
+                "the policy denies 2 of 3 attribute(s); nothing was written",
+            ),
+        )],
+        (_, 404) => vec![(
+            "no_user",
+            "No such user",
+            problem(ErrorKind::NotFound, "the user does not exist in this pool"),
+        )],
+        (_, 409) => vec![(
+            "alias_exists",
+            "The email is another user's alias",
+            problem(
+                ErrorKind::Conflict,
+                "another user already has this email or phone number as an alias",
+            ),
+        )],
+        (_, 413) => vec![(
+            "too_large",
+            "A body over the limit",
+            problem(ErrorKind::PayloadTooLarge, "the body is over 16384 bytes"),
+        )],
+        (_, 415) => vec![(
+            "not_json",
+            "A body that is not JSON",
+            problem(
+                ErrorKind::UnsupportedMediaType,
+                "the body must be application/json",
+            ),
+        )],
+        (_, 422) => vec![(
+            "input_rules",
+            "Names and values that break the input rules",
+            problem(
+                ErrorKind::Unprocessable(vec![
+                    field("attributes.email_verified", r#"must be "true" or "false""#),
+                    field(
+                        "attributes.tier",
+                        "unknown attribute 'tier': did you mean custom:tier?",
+                    ),
+                ]),
+                "2 input rule(s) broken; nothing was written",
+            ),
+        )],
+        (_, 429) => vec![(
+            "throttled",
+            "Too many requests from this caller",
+            problem(
+                ErrorKind::TooManyRequests {
+                    retry_after_secs: 1,
+                },
+                "too many requests from this caller",
+            ),
+        )],
+        (_, 502) => vec![(
+            "upstream",
+            "Cognito failed",
+            problem(
+                ErrorKind::BadGateway,
+                "Cognito could not complete the request; the audit log has the details",
+            ),
+        )],
+        (_, 503) => vec![(
+            "audit_unavailable",
+            "The audit log cannot be written",
+            problem(
+                ErrorKind::ServiceUnavailable,
+                "the audit log cannot be written, so nothing was changed; retry later",
+            ),
+        )],
+        (_, 504) => vec![(
+            "timeout",
+            "Cognito did not answer in time",
+            problem(ErrorKind::GatewayTimeout, "Cognito did not answer in time"),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Documents `GET /openapi.json`, which Swagger UI's service serves rather than a handler.
+struct DocumentRoute;
+
+impl Modify for DocumentRoute {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let document = ContentBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+            .build();
+        let operation = OperationBuilder::new()
+            .tag("operations")
+            .operation_id(Some("getOpenApiDocument"))
+            .summary(Some("This OpenAPI 3.1 document."))
+            .description(Some(
+                "The same document is committed at `openapi/openapi.json` in the repository. \
+                 Swagger UI, at `/docs`, reads it from here.",
+            ))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("The OpenAPI document.")
+                    .content("application/json", document),
+            )
+            .security(SecurityRequirement::default());
+        openapi.paths.paths.insert(
+            "/openapi.json".to_owned(),
+            PathItem::new(HttpMethod::Get, operation),
+        );
+    }
+}
+
+/// Swagger UI settings: "Try it out" is on from the start, and operation ids are shown,
+/// since they are the names generated clients use.
+pub fn swagger_ui_config() -> Config<'static> {
+    Config::default()
+        .try_it_out_enabled(true)
+        .display_operation_id(true)
+        .display_request_duration(true)
 }
 
 /// The document as pretty JSON, exactly as committed at `openapi/openapi.json`.

@@ -169,7 +169,11 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(service.clone())
                 .configure(routes::configure)
-                .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/openapi.json", openapi.clone())
+                        .config(crate::openapi::swagger_ui_config()),
+                )
                 .route(
                     "/docs",
                     web::get().to(|| async {

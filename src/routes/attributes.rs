@@ -23,26 +23,70 @@ use crate::metrics::Metrics;
 use crate::policy::{self, DecisionRequest};
 use crate::policy_source::PolicySource;
 
-/// The body of an attribute update. Unknown fields are rejected.
+/// The body of an attribute update. Unknown fields are rejected with a 400.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAttributesRequest {
-    /// Attribute name to new value; at least one entry, at most 50. An empty string
-    /// deletes the attribute (Cognito semantics) and counts as a write.
-    #[schema(example = json!({"given_name": "Ann", "custom:plan": "pro"}))]
+    /// Attribute name to new value (see `attribute_map_schema` for the documented rules).
+    #[schema(schema_with = attribute_map_schema)]
     pub attributes: BTreeMap<String, String>,
-    /// Passed to Cognito as `ClientMetadata` (for Lambda triggers); never stored.
+    /// Passed to Cognito as `ClientMetadata` (for its Lambda triggers); never stored
+    /// or audited.
     #[serde(default)]
+    #[schema(example = json!({"source": "crm"}))]
     pub client_metadata: BTreeMap<String, String>,
+}
+
+/// `attributes` as a client sees it: a map from attribute name to string value, with
+/// the input rules that apply before the policy.
+fn attribute_map_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+
+    use crate::input::{MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
+
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(format!(
+            "Attribute name to new value: at least 1 entry, at most {MAX_ATTRIBUTES}. \
+             A name is a Cognito standard attribute (`given_name`, `email`, `email_verified`, ...) \
+             or starts with `custom:` or `dev:`; an unknown bare name is a 422 with a hint \
+             (`tier`: \"did you mean custom:tier?\"), and `sub` is never writable. \
+             A value is a string of at most {MAX_VALUE_CHARS} characters; `email_verified` and \
+             `phone_number_verified` take `\"true\"` or `\"false\"`, `email` must be a valid \
+             address and `phone_number` E.164 (`+` and 1 to 15 digits). An empty string deletes \
+             the attribute (Cognito semantics) and counts as a write."
+        )))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_NAME_CHARS)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_VALUE_CHARS)),
+        ))
+        .min_properties(Some(1))
+        .max_properties(Some(MAX_ATTRIBUTES))
+        .examples([serde_json::json!({"given_name": "Annie", "custom:plan": "pro"})])
+        .build()
 }
 
 /// The answer to an allowed update.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "request_id": "5f0c6a8e-3b1d-4c2a-9e57-2d4b8f1a7c60",
+    "updated": ["custom:plan", "given_name"],
+    "dry_run": false
+}))]
 pub struct UpdateAttributesResponse {
-    /// The id of this request, as written to the audit log.
+    /// The id of this request, as sent in `X-Request-Id` and written to the audit log.
     pub request_id: String,
     /// The attribute names written (or that would be, on a dry run), sorted.
     pub updated: Vec<String>,
+    /// True when `?dry_run=true` was asked: the policy allowed every attribute, and
+    /// Cognito was not called.
     pub dry_run: bool,
 }
 
@@ -50,8 +94,12 @@ pub struct UpdateAttributesResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct UpdateQuery {
-    /// Decide and audit as usual, but do not call Cognito.
+    /// `true`: decide and audit as usual, but do not call Cognito. The answer is the
+    /// same 200 (with `dry_run: true`) or 403 that the real request would get from the
+    /// policy; input errors are reported too, but Cognito's own checks (user exists,
+    /// alias in use) are not made.
     #[serde(default)]
+    #[param(example = false)]
     pub dry_run: bool,
 }
 
@@ -68,33 +116,53 @@ pub struct AttributeService {
 
 /// Update a user's attributes, if the policy allows every one of them.
 ///
-/// The request is all or nothing: if the policy denies any attribute the answer is 403,
-/// it lists every denied attribute, and nothing is written. Every request is audited.
+/// All or nothing: each requested attribute is checked against the policy for the
+/// token's roles in this pool. If any one is denied, the answer is a 403 that lists
+/// every denied attribute with its reason, and **nothing is written**. Only a request
+/// whose every attribute is allowed reaches Cognito (`AdminUpdateUserAttributes`).
+///
+/// With `?dry_run=true` the decision is made and audited as usual, but Cognito is not
+/// called: use it to ask "would this be allowed?". `GET /permissions` lists what a
+/// token may do without trying.
+///
+/// Every request that gets past authentication leaves an audit record, allowed or
+/// not. A 503 means the audit log could not be written, so nothing was changed. After
+/// a 504, Cognito may or may not have applied the update; sending the same request
+/// again is safe.
 #[utoipa::path(
     patch,
     path = "/pools/{pool_id}/users/{username}/attributes",
     operation_id = "updateUserAttributes",
     tag = "attributes",
     params(
-        ("pool_id" = String, Path, description = "Cognito user pool id, e.g. us-east-1_AbC123"),
-        ("username" = String, Path, description = "Cognito username (1 to 128 characters)"),
+        ("pool_id" = String, Path, description = "Cognito user pool id: `<region>_<id>` (`^[\\w-]+_[0-9a-zA-Z]+$`), at most 55 characters. The region is the part before `_` unless the gateway's config fixes one.", example = "us-east-1_AbC123"),
+        ("username" = String, Path, description = "Cognito username: 1 to 128 characters, no control characters.", example = "ann"),
         UpdateQuery,
     ),
-    request_body(content = UpdateAttributesRequest, content_type = "application/json"),
+    request_body(
+        content = UpdateAttributesRequest,
+        content_type = "application/json",
+        description = "The attributes to set. Unknown fields are rejected (400); `application/json` only (415 otherwise); at most 16 KiB by default (413).",
+        examples(
+            ("change_profile" = (summary = "Change a name and a plan", value = json!({"attributes": {"given_name": "Annie", "custom:plan": "pro"}}))),
+            ("verify_email" = (summary = "Mark an email verified (needs `verify: [email]`)", value = json!({"attributes": {"email_verified": "true"}}))),
+            ("delete_attribute" = (summary = "Delete an attribute (empty string)", value = json!({"attributes": {"nickname": ""}, "client_metadata": {"source": "crm"}}))),
+        )
+    ),
     responses(
-        (status = 200, description = "Every attribute was allowed and written (or would be, on a dry run)", body = UpdateAttributesResponse),
-        (status = 400, description = "Malformed JSON, an unknown field, or no attributes", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The policy denied at least one attribute; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The user or the pool does not exist", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Cognito: the email or phone number is another user's alias", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A name or value breaks Cognito's rules", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Throttled by Cognito or by attrgate; see Retry-After", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "Cognito failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The audit log cannot be written, or the service is not ready; nothing was written", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Cognito did not answer in time", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Every attribute was allowed and written, or would be on a dry run (`dry_run: true`).", body = UpdateAttributesResponse),
+        (status = 400, description = "The JSON is malformed, has an unknown field, or `attributes` is missing or empty. `errors` says what.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The token is missing, malformed, badly signed, expired, not yet valid, from an unknown issuer, or for another audience.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The policy denies at least one requested attribute. `denied` lists every one with its reason. **Nothing was written.**", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The user or the user pool does not exist.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Cognito: the email or phone number is already another user's alias.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over the gateway's size limit (16 KiB by default).", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A pool id, username, attribute name or value breaks the input rules, or Cognito rejected the values. `errors` lists every problem. Nothing was written.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Throttled, by Cognito or by attrgate's per-caller limit. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Cognito failed, or refused attrgate's own AWS credentials. The body never carries AWS messages.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The audit log cannot be written (fail closed: Cognito was not called), or the token issuer's keys are not fetched yet. Nothing was written; retry later.", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Cognito did not answer in time. The update may or may not have been applied; it is safe to send again.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearerAuth" = []))
 )]

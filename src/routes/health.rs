@@ -9,27 +9,49 @@ use crate::auth::Verifier;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 
+/// Whether this instance can take requests, and why not.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
+    #[schema(example = "ready")]
     pub status: String,
+    /// The policy file is loaded and valid.
     pub policy_loaded: bool,
+    /// A hash of the policy file in force, as written to every audit record.
     pub policy_revision: String,
+    /// The audit log can be written; without it, updates answer 503.
     pub audit_writable: bool,
+    /// Every configured issuer's signing keys have been fetched at least once.
     pub issuer_keys_fetched: bool,
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
+///
+/// Always 200 while the process runs; says nothing about its dependencies (see `/readyz`).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "getLiveness",
+    tag = "operations",
+    responses((status = 200, description = "The process is alive.", body = Object, example = json!({"status": "ok"}))),
+    security(())
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Readiness: the policy is loaded, the audit log is writable, and every issuer's keys were fetched.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready", body = Readiness),
-    (status = 503, description = "Not ready", body = Readiness),
-))]
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "getReadiness",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready to take requests.", body = Readiness),
+        (status = 503, description = "Not ready; the fields say which condition fails.", body = Readiness),
+    ),
+    security(())
+)]
 pub async fn readyz(
     policy: web::Data<PolicySource>,
     audit: web::Data<AuditLog>,
@@ -56,7 +78,14 @@ pub async fn readyz(
 }
 
 /// Prometheus metrics in text format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain")),
+    security(())
+)]
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -14,16 +14,18 @@ use crate::policy_source::PolicySource;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PermissionsQuery {
-    /// The user pool to ask about; roles may be scoped to pools.
+    /// The user pool to ask about (roles may be scoped to pools by `pools` globs).
+    #[param(example = "us-east-1_AbC123")]
     pub pool_id: String,
 }
 
 /// What this token may do in a pool.
 ///
-/// Lists the token's roles that apply in the pool (with their globs and constraints),
-/// the protected globs, and which attributes the token may mark verified. It answers
-/// "what can my token do" without trying a write; the decision itself is always made
-/// per request.
+/// Lists the token's roles that apply in the pool (with their `update`, `verify` and
+/// `deny` globs and their value constraints), the protected globs that no role may
+/// write, and which attributes the token may mark verified. It answers "what can my
+/// token do" without trying a write and without calling Cognito; the decision itself
+/// is always made per request, by `updateUserAttributes`.
 #[utoipa::path(
     get,
     path = "/permissions",
@@ -31,10 +33,11 @@ pub struct PermissionsQuery {
     tag = "attributes",
     params(PermissionsQuery),
     responses(
-        (status = 200, description = "The applicable roles and their grants", body = Permissions),
-        (status = 400, description = "pool_id is missing", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "pool_id is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The roles that apply to this token in the pool, and their grants. An empty `roles` list means every write is denied.", body = Permissions),
+        (status = 400, description = "`pool_id` is missing, or the query has an unknown parameter.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "The token is missing or invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`pool_id` is malformed.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The token issuer's keys are not fetched yet; retry shortly.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearerAuth" = []))
 )]
