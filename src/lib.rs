@@ -12,6 +12,7 @@ pub mod limit;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+pub mod policy_reload;
 pub mod policy_source;
 pub mod routes;
 pub mod startup;

@@ -15,6 +15,8 @@ pub struct Metrics {
     pub audit_failures: IntCounter,
     pub auth_failures: IntCounterVec,
     pub policy_info: IntGaugeVec,
+    pub policy_reloads: IntCounter,
+    pub policy_reload_failures: IntCounter,
 }
 
 impl Default for Metrics {
@@ -74,6 +76,16 @@ impl Metrics {
             &["revision"],
         )
         .expect("valid metric");
+        let policy_reloads = IntCounter::new(
+            "attrgate_policy_reloads_total",
+            "Reloads that put a new policy revision in force",
+        )
+        .expect("valid metric");
+        let policy_reload_failures = IntCounter::new(
+            "attrgate_policy_reload_failures_total",
+            "Reloads rejected because the policy file could not be read or is invalid; the previous policy stays",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(decisions.clone()),
@@ -82,6 +94,8 @@ impl Metrics {
             Box::new(audit_failures.clone()),
             Box::new(auth_failures.clone()),
             Box::new(policy_info.clone()),
+            Box::new(policy_reloads.clone()),
+            Box::new(policy_reload_failures.clone()),
         ] {
             registry
                 .register(collector)
@@ -96,7 +110,18 @@ impl Metrics {
             audit_failures,
             auth_failures,
             policy_info,
+            policy_reloads,
+            policy_reload_failures,
         }
+    }
+
+    /// Makes `revision` the only label of `attrgate_policy_info`.
+    pub fn set_policy_revision(&self, previous: Option<&str>, revision: &str) {
+        if let Some(previous) = previous.filter(|previous| *previous != revision) {
+            // An absent label is not an error worth reporting.
+            let _ = self.policy_info.remove_label_values(&[previous]);
+        }
+        self.policy_info.with_label_values(&[revision]).set(1);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -23,6 +23,7 @@ use crate::error::{ApiError, ErrorKind};
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::openapi::ApiDoc;
+use crate::policy_reload::PolicyReloader;
 use crate::policy_source::{LoadError, PolicySource};
 use crate::routes::{self, attributes::AttributeService};
 
@@ -77,10 +78,8 @@ impl Application {
             secrets(&settings.audit.hmac_key_env),
         )?;
         let metrics = Arc::new(Metrics::new());
-        metrics
-            .policy_info
-            .with_label_values(&[policy.current().revision()])
-            .set(1);
+        metrics.set_policy_revision(None, policy.current().revision());
+        let reloader = PolicyReloader::new(policy.clone().into_inner(), metrics.clone());
         let audit = AuditLog::open(
             &settings.audit.path,
             settings.audit.rotate_bytes,
@@ -190,6 +189,7 @@ impl Application {
             source,
         })?
         .run();
+        reloader.spawn();
         Ok(Self { port, server })
     }
 

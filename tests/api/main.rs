@@ -9,3 +9,4 @@ mod helpers;
 mod openapi;
 mod operations;
 mod policy_cli;
+mod reload;
