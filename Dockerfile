@@ -22,6 +22,8 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY policies ./policies
 COPY openapi ./openapi
+# Cargo.toml declares the benchmark target, so its file must exist for any build.
+COPY benches ./benches
 
 # The same build as the README's: --locked keeps Cargo.lock authoritative.
 # The caches speed up rebuilds; the binary is copied out of the cached

@@ -1,0 +1,131 @@
+//! Audit durability under load: group commit (one fdatasync per batch, `AuditLog`)
+//! against one fdatasync per record, at 1, 8 and 64 concurrent writers, on the same disk.
+//! Results and how to read them: docs/audit.md.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use attrgate::audit::{AuditCounters, AuditLog, AuditRecord, Event};
+use attrgate::auth::Caller;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use prometheus::IntCounter;
+
+const RECORDS: usize = 512;
+
+fn record(i: usize) -> AuditRecord {
+    let caller = Caller {
+        iss: "https://idp.example".into(),
+        sub: "bench".into(),
+        roles: vec!["support".into()],
+    };
+    let mut record = AuditRecord::new(
+        &format!("req-{i}"),
+        Event::Intent,
+        &caller,
+        "us-east-1_bench",
+        "ann",
+    );
+    record.attributes = vec!["given_name".into()];
+    record.values.insert("given_name".into(), "0".repeat(64));
+    record.outcome = "pending".into();
+    record
+}
+
+fn bench_dir() -> PathBuf {
+    // target/ is on the same disk as the project, like a real audit directory.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-audit");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn counters() -> AuditCounters {
+    AuditCounters {
+        records: IntCounter::new("r", "r").unwrap(),
+        failures: IntCounter::new("f", "f").unwrap(),
+    }
+}
+
+/// The naive design: every record is written and fdatasync'ed on its own, under a lock.
+async fn one_sync_per_record(file: Arc<Mutex<File>>, writers: usize) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                for i in (w..RECORDS).step_by(writers) {
+                    let mut line = serde_json::to_vec(&record(i)).unwrap();
+                    line.push(b'\n');
+                    let mut file = file.lock().unwrap();
+                    file.write_all(&line).unwrap();
+                    file.sync_data().unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+async fn group_commit(log: AuditLog, writers: usize) {
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in (w..RECORDS).step_by(writers) {
+                    log.append(&record(i)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+fn audit_durability(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = bench_dir();
+    let mut group = c.benchmark_group("audit_durable_append");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    group.sample_size(10);
+    for writers in [1, 8, 64] {
+        let naive_path = dir.join(format!("naive-{writers}.jsonl"));
+        let _ = std::fs::remove_file(&naive_path);
+        let file = Arc::new(Mutex::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&naive_path)
+                .unwrap(),
+        ));
+        group.bench_with_input(
+            BenchmarkId::new("one_fsync_per_record", writers),
+            &writers,
+            |b, &w| {
+                b.to_async(&runtime)
+                    .iter(|| one_sync_per_record(file.clone(), w));
+            },
+        );
+
+        let grouped_path = dir.join(format!("grouped-{writers}.jsonl"));
+        let _ = std::fs::remove_file(&grouped_path);
+        let log = AuditLog::open(&grouped_path, None, counters()).unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("group_commit", writers),
+            &writers,
+            |b, &w| {
+                b.to_async(&runtime).iter(|| group_commit(log.clone(), w));
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, audit_durability);
+criterion_main!(benches);
