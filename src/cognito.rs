@@ -13,11 +13,13 @@ use aws_sdk_cognitoidentityprovider::config::Region;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::operation::RequestId;
 use aws_sdk_cognitoidentityprovider::operation::admin_update_user_attributes::AdminUpdateUserAttributesError as UpdateError;
+use aws_sdk_cognitoidentityprovider::operation::describe_user_pool::DescribeUserPoolError as DescribeError;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use futures_util::future::BoxFuture;
 
 use crate::config::CognitoSettings;
 use crate::input::{AttributeChanges, PoolId, Username};
+use crate::schema::{PoolSchema, SchemaAttribute};
 
 pub struct UpdateRequest<'a> {
     pub pool_id: &'a PoolId,
@@ -59,6 +61,12 @@ pub trait UserDirectory: Send + Sync {
         &'a self,
         request: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<Updated, DirectoryError>>;
+
+    /// The pool's attribute schema (DescribeUserPool); `PoolNotFound` if there is no such pool.
+    fn describe_pool<'a>(
+        &'a self,
+        pool_id: &'a PoolId,
+    ) -> BoxFuture<'a, Result<PoolSchema, DirectoryError>>;
 }
 
 /// Cognito through the AWS SDK: one client per region, built on first use.
@@ -131,10 +139,39 @@ impl UserDirectory for CognitoDirectory {
                 .set_client_metadata(metadata)
                 .send()
                 .await
-                .map_err(map_update_error)?;
+                .map_err(|error| map_sdk_error(error, update_error_kind))?;
             Ok(Updated {
                 request_id: output.request_id().map(str::to_owned),
             })
+        })
+    }
+
+    fn describe_pool<'a>(
+        &'a self,
+        pool_id: &'a PoolId,
+    ) -> BoxFuture<'a, Result<PoolSchema, DirectoryError>> {
+        Box::pin(async move {
+            let output = self
+                .client_for(pool_id)
+                .describe_user_pool()
+                .user_pool_id(pool_id.as_str())
+                .send()
+                .await
+                .map_err(|error| map_sdk_error(error, describe_error_kind))?;
+            let attributes = output
+                .user_pool()
+                .map(|pool| pool.schema_attributes())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|attribute| {
+                    Some(SchemaAttribute {
+                        name: attribute.name()?.to_owned(),
+                        // Cognito's default for an attribute that does not say is mutable.
+                        mutable: attribute.mutable().unwrap_or(true),
+                    })
+                })
+                .collect();
+            Ok(PoolSchema::new(attributes))
         })
     }
 }
@@ -147,23 +184,40 @@ fn local_error(kind: DirectoryErrorKind, code: &str) -> DirectoryError {
     }
 }
 
-fn map_update_error<R>(error: SdkError<UpdateError, R>) -> DirectoryError {
+fn update_error_kind(error: &UpdateError) -> DirectoryErrorKind {
+    match error {
+        UpdateError::UserNotFoundException(_) => DirectoryErrorKind::UserNotFound,
+        UpdateError::ResourceNotFoundException(_) => DirectoryErrorKind::PoolNotFound,
+        UpdateError::AliasExistsException(_) => DirectoryErrorKind::AliasExists,
+        UpdateError::InvalidParameterException(_)
+        | UpdateError::UserLambdaValidationException(_) => DirectoryErrorKind::InvalidParameter,
+        UpdateError::TooManyRequestsException(_) => DirectoryErrorKind::Throttled,
+        _ => DirectoryErrorKind::Upstream,
+    }
+}
+
+fn describe_error_kind(error: &DescribeError) -> DirectoryErrorKind {
+    match error {
+        DescribeError::ResourceNotFoundException(_) => DirectoryErrorKind::PoolNotFound,
+        DescribeError::TooManyRequestsException(_) => DirectoryErrorKind::Throttled,
+        // Not the caller's fault: attrgate asked for a pool id that passed its input rules.
+        _ => DirectoryErrorKind::Upstream,
+    }
+}
+
+/// Maps any operation's SDK error: service errors by `kind_of`, transport errors alike.
+fn map_sdk_error<E, R>(
+    error: SdkError<E, R>,
+    kind_of: impl FnOnce(&E) -> DirectoryErrorKind,
+) -> DirectoryError
+where
+    E: ProvideErrorMetadata + RequestId,
+{
     match error {
         SdkError::ServiceError(service) => {
             let error = service.into_err();
-            let kind = match &error {
-                UpdateError::UserNotFoundException(_) => DirectoryErrorKind::UserNotFound,
-                UpdateError::ResourceNotFoundException(_) => DirectoryErrorKind::PoolNotFound,
-                UpdateError::AliasExistsException(_) => DirectoryErrorKind::AliasExists,
-                UpdateError::InvalidParameterException(_)
-                | UpdateError::UserLambdaValidationException(_) => {
-                    DirectoryErrorKind::InvalidParameter
-                }
-                UpdateError::TooManyRequestsException(_) => DirectoryErrorKind::Throttled,
-                _ => DirectoryErrorKind::Upstream,
-            };
             DirectoryError {
-                kind,
+                kind: kind_of(&error),
                 code: error.code().unwrap_or("unknown").to_owned(),
                 request_id: error.request_id().map(str::to_owned),
             }

@@ -51,6 +51,13 @@ pub struct CognitoSettings {
     /// How long one Cognito operation may take, retries included.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// Check each request's attribute names against the pool's schema (DescribeUserPool):
+    /// attributes the pool lacks, and immutable ones, are a 422 before the policy.
+    #[serde(default = "default_true")]
+    pub validate_schema: bool,
+    /// How long a pool's schema is cached.
+    #[serde(default = "default_schema_ttl_seconds")]
+    pub schema_ttl_seconds: u64,
 }
 
 impl Default for CognitoSettings {
@@ -59,6 +66,8 @@ impl Default for CognitoSettings {
             endpoint_url: None,
             region: None,
             timeout_seconds: default_timeout_seconds(),
+            validate_schema: true,
+            schema_ttl_seconds: default_schema_ttl_seconds(),
         }
     }
 }
@@ -121,6 +130,12 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_timeout_seconds() -> u64 {
     10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_schema_ttl_seconds() -> u64 {
+    300
 }
 fn default_leeway_seconds() -> u64 {
     30
@@ -220,6 +235,9 @@ impl Settings {
         }
         if self.cognito.timeout_seconds == 0 || self.cognito.timeout_seconds > 300 {
             return invalid("cognito.timeout_seconds must be 1 to 300".into());
+        }
+        if self.cognito.schema_ttl_seconds == 0 || self.cognito.schema_ttl_seconds > 86_400 {
+            return invalid("cognito.schema_ttl_seconds must be 1 to 86400".into());
         }
         if self.rate_limit.per_caller_per_second > 0 && self.rate_limit.burst == 0 {
             return invalid("rate_limit.burst must be at least 1 when the limit is on".into());
@@ -365,6 +383,8 @@ audit:
         assert_eq!(settings.max_body_bytes, 16 * 1024);
         assert_eq!(settings.auth.leeway_seconds, 30);
         assert_eq!(settings.cognito.timeout_seconds, 10);
+        assert!(settings.cognito.validate_schema);
+        assert_eq!(settings.cognito.schema_ttl_seconds, 300);
         assert_eq!(settings.auth.issuers[0].roles_claim, "/roles");
         assert!(
             !settings.auth.issuers[0]
@@ -407,6 +427,15 @@ audit:
         let error = load(MINIMAL, &[("ATTRGATE__AUDIT__NOPE", "1")]).unwrap_err();
 
         assert!(matches!(error, ConfigError::Env { .. }), "{error}");
+    }
+
+    #[test]
+    fn schema_validation_can_be_turned_off_and_its_ttl_is_bounded() {
+        let off = load(MINIMAL, &[("ATTRGATE__COGNITO__VALIDATE_SCHEMA", "false")]).unwrap();
+        let zero = load(MINIMAL, &[("ATTRGATE__COGNITO__SCHEMA_TTL_SECONDS", "0")]).unwrap_err();
+
+        assert!(!off.cognito.validate_schema);
+        assert!(zero.to_string().contains("schema_ttl_seconds"), "{zero}");
     }
 
     #[test]

@@ -15,5 +15,7 @@ pub mod policy;
 pub mod policy_reload;
 pub mod policy_source;
 pub mod routes;
+pub mod schema;
+pub mod schema_cache;
 pub mod startup;
 pub mod telemetry;

@@ -17,7 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::audit::{AuditCounters, AuditError, AuditLog, KeyError, ValueHasher};
 use crate::auth::{REFETCH_INTERVAL, Verifier};
-use crate::cognito::CognitoDirectory;
+use crate::cognito::{CognitoDirectory, UserDirectory};
 use crate::config::{ConfigError, Settings};
 use crate::error::{ApiError, ErrorKind};
 use crate::limit::RateLimiter;
@@ -26,6 +26,7 @@ use crate::openapi::ApiDoc;
 use crate::policy_reload::PolicyReloader;
 use crate::policy_source::{LoadError, PolicySource};
 use crate::routes::{self, attributes::AttributeService};
+use crate::schema_cache::SchemaCache;
 
 /// How often every JWKS is fetched again, to pick up rotated keys before they are used.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -101,10 +102,20 @@ impl Application {
         )?);
         spawn_jwks_refresh(&verifier);
 
+        let directory: Arc<dyn UserDirectory> =
+            Arc::new(CognitoDirectory::new(aws, settings.cognito.clone()));
+        let schemas = settings.cognito.validate_schema.then(|| {
+            SchemaCache::new(
+                directory.clone(),
+                Duration::from_secs(settings.cognito.schema_ttl_seconds),
+                metrics.cognito_seconds.clone(),
+            )
+        });
         let service = web::Data::new(AttributeService {
             policy: policy.clone().into_inner(),
             audit: audit.clone(),
-            directory: Arc::new(CognitoDirectory::new(aws, settings.cognito.clone())),
+            directory,
+            schemas,
             hasher,
             metrics: metrics.clone(),
             limiter: RateLimiter::new(

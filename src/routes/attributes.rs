@@ -22,6 +22,7 @@ use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::policy::{self, DecisionRequest};
 use crate::policy_source::PolicySource;
+use crate::schema_cache::SchemaCache;
 
 /// The body of an attribute update. Unknown fields are rejected with a 400.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -108,6 +109,8 @@ pub struct AttributeService {
     pub policy: Arc<PolicySource>,
     pub audit: AuditLog,
     pub directory: Arc<dyn UserDirectory>,
+    /// `None` when `cognito.validate_schema` is off.
+    pub schemas: Option<SchemaCache>,
     pub hasher: ValueHasher,
     pub metrics: Arc<Metrics>,
     pub limiter: RateLimiter,
@@ -279,6 +282,24 @@ impl Update<'_> {
                     .await;
             }
         };
+        if let Some(schemas) = &self.service.schemas {
+            match schemas.check(&pool, &changes).await {
+                Ok(Ok(())) => {}
+                Ok(Err(errors)) => {
+                    let detail = format!(
+                        "{} attribute(s) the pool does not have or cannot change; nothing was written",
+                        errors.len()
+                    );
+                    return self
+                        .invalid(ErrorKind::Unprocessable(errors), &detail)
+                        .await;
+                }
+                Err(error) => {
+                    let api_error = self.upstream_error(&error);
+                    return self.reject(api_error, &error.code).await;
+                }
+            }
+        }
 
         let policy = self.service.policy.current();
         self.record.policy_revision = policy.revision().to_owned();

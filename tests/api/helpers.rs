@@ -286,6 +286,7 @@ pub struct Options {
     pub policy_file: PathBuf,
     pub cognito_endpoint: Option<String>,
     pub cognito_timeout_seconds: u64,
+    pub validate_schema: bool,
     pub extra_config: String,
     pub audit_path: Option<PathBuf>,
 }
@@ -296,6 +297,7 @@ impl Default for Options {
             policy_file: PathBuf::from(format!("{FIXTURES}/policy.yaml")),
             cognito_endpoint: None,
             cognito_timeout_seconds: 10,
+            validate_schema: true,
             extra_config: String::new(),
             audit_path: None,
         }
@@ -327,6 +329,7 @@ policy_file: "{policy}"
 cognito:
   endpoint_url: "{endpoint}"
   timeout_seconds: {timeout}
+  validate_schema: {validate_schema}
 auth:
   leeway_seconds: 0
   issuers:
@@ -350,6 +353,7 @@ audit:
         audit = audit_path.display(),
         extra = options.extra_config,
         timeout = options.cognito_timeout_seconds,
+        validate_schema = options.validate_schema,
     );
     let settings =
         Settings::from_yaml(&yaml, Path::new("test-config.yaml"), Vec::new()).expect("test config");

@@ -10,3 +10,4 @@ mod openapi;
 mod operations;
 mod policy_cli;
 mod reload;
+mod schema;
