@@ -177,6 +177,14 @@ fn problem_examples(
 ) -> Vec<(&'static str, &'static str, ApiError)> {
     let problem = |kind: ErrorKind, detail: &str| ApiError::new(kind, detail, EXAMPLE_REQUEST_ID);
     let field = FieldError::new;
+    let keys_not_fetched = (
+        "keys_not_fetched",
+        "The token issuer's keys are not fetched yet",
+        problem(
+            ErrorKind::ServiceUnavailable,
+            "the issuer's signing keys have not been fetched yet; retry shortly",
+        ),
+    );
     match (operation_id, status) {
         ("getPermissions", 400) => vec![(
             "missing_pool_id",
@@ -304,14 +312,18 @@ fn problem_examples(
                 "Cognito could not complete the request; the audit log has the details",
             ),
         )],
-        (_, 503) => vec![(
-            "audit_unavailable",
-            "The audit log cannot be written",
-            problem(
-                ErrorKind::ServiceUnavailable,
-                "the audit log cannot be written, so nothing was changed; retry later",
+        ("getPermissions", 503) => vec![keys_not_fetched],
+        (_, 503) => vec![
+            (
+                "audit_unavailable",
+                "The audit log cannot be written",
+                problem(
+                    ErrorKind::ServiceUnavailable,
+                    "the audit log cannot be written, so nothing was changed; retry later",
+                ),
             ),
-        )],
+            keys_not_fetched,
+        ],
         (_, 504) => vec![(
             "timeout",
             "Cognito did not answer in time",

@@ -100,7 +100,6 @@ pub struct UpdateQuery {
     /// policy; input errors are reported too, but Cognito's own checks (user exists,
     /// alias in use) are not made.
     #[serde(default)]
-    #[param(example = false)]
     pub dry_run: bool,
 }
 
