@@ -136,12 +136,25 @@ impl ErrorKind {
 ///
 /// `detail` is always written by attrgate itself: upstream messages, tokens and
 /// credentials never reach it, so a 5xx cannot leak internals.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Clone, thiserror::Error)]
 #[error("{status} {detail}", status = kind.status())]
 pub struct ApiError {
     pub kind: ErrorKind,
     pub detail: String,
     pub request_id: String,
+}
+
+/// Logged by the request middleware, so it names the problem but never the field
+/// messages: a parser's message can quote a value from the request body.
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (slug, _) = self.kind.slug_and_title();
+        f.debug_struct("ApiError")
+            .field("status", &self.kind.status().as_u16())
+            .field("type", &slug)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
 }
 
 impl ApiError {
@@ -241,6 +254,20 @@ mod tests {
         assert!(json.get("errors").is_none());
         assert_eq!(json["request_id"], "rid-2");
         assert_eq!(json["status"], 403);
+    }
+
+    #[test]
+    fn the_debug_form_that_gets_logged_never_quotes_field_messages() {
+        let errors = vec![FieldError::new(
+            "body",
+            "invalid type: string \"secret-value\"",
+        )];
+        let error = ApiError::new(ErrorKind::BadRequest(errors), "bad body", "rid");
+
+        let logged = format!("{error:?} {error}");
+
+        assert!(!logged.contains("secret-value"), "{logged}");
+        assert!(logged.contains("rid"));
     }
 
     #[test]

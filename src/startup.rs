@@ -152,6 +152,8 @@ impl Application {
                             .request()
                             .match_pattern()
                             .unwrap_or_else(|| "unmatched".into());
+                        // One access line per request, inside its span (so it carries the request_id).
+                        tracing::info!(%route, %method, status = res.status().as_u16(), "request handled");
                         metrics
                             .http_requests
                             .with_label_values(&[

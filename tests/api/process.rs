@@ -1,0 +1,146 @@
+//! The real `attrgate serve` binary as a child process, for tests that kill it or read its logs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::Algorithm;
+
+use crate::helpers::{
+    AUDIT_KEY, JwksServer, PRIMARY_KID, claims, cognito_client, create_pool, create_user, jwk,
+    moto_url, rsa_key, sign, temp_dir,
+};
+
+pub struct Gateway {
+    pub base: String,
+    pub pool: String,
+    pub token: String,
+    pub audit: PathBuf,
+    pub log: PathBuf,
+    config: PathBuf,
+    child: Option<Child>,
+    _jwks: JwksServer,
+}
+
+impl Gateway {
+    /// Seeds a pool with `ann`, writes a config, and starts the binary; waits until ready.
+    pub async fn start() -> Self {
+        let key = rsa_key("issuer-a-rsa.pem");
+        let jwks = JwksServer::start(vec![jwk(&key, Algorithm::RS256, PRIMARY_KID)]).await;
+        let cognito = cognito_client("us-east-1").await;
+        let pool = create_pool(&cognito).await;
+        create_user(&cognito, &pool, "ann", &[("email", "ann@example.com")]).await;
+        let dir = temp_dir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("attrgate.yaml");
+        let audit = dir.join("audit.jsonl");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\npolicy_file: \"{policy}\"\ncognito:\n  endpoint_url: \"{moto}\"\nauth:\n  issuers:\n    - issuer: \"{iss}\"\n      jwks_url: \"{jwks}\"\n      audiences: [attrgate]\naudit:\n  path: \"{audit}\"\n  hmac_key_env: TEST_AUDIT_KEY\nrate_limit:\n  per_caller_per_second: 0\n",
+                policy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policy.yaml"),
+                moto = moto_url(),
+                iss = jwks.issuer,
+                jwks = jwks.url,
+                audit = audit.display(),
+            ),
+        )
+        .unwrap();
+        let token = sign(
+            &claims(&jwks.issuer, &["support"]),
+            &key,
+            Algorithm::RS256,
+            Some(PRIMARY_KID),
+        );
+        let mut gateway = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            pool,
+            token,
+            audit,
+            log: dir.join("attrgate.log"),
+            config,
+            child: None,
+            _jwks: jwks,
+        };
+        gateway.restart().await;
+        gateway
+    }
+
+    pub fn attributes_url(&self) -> String {
+        format!("{}/pools/{}/users/ann/attributes", self.base, self.pool)
+    }
+
+    /// Starts the binary (again) on the same config, audit log and log file.
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_attrgate"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("TEST_AUDIT_KEY", AUDIT_KEY)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start attrgate serve");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            if matches!(ready, Ok(200)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gateway not ready: {ready:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 the gateway");
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn verify_audit(&self) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_attrgate"))
+            .args(["audit", "verify"])
+            .arg(&self.audit)
+            .output()
+            .unwrap()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn audit_path(&self) -> &Path {
+        &self.audit
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
