@@ -10,6 +10,8 @@ mod logs;
 mod openapi;
 mod operations;
 mod policy_cli;
+mod policy_lint;
 mod process;
 mod reload;
 mod schema;
+mod upstream;

@@ -1,0 +1,107 @@
+//! Cognito errors through the real AWS SDK: a local HTTP stub answers as Cognito does
+//! (AWS JSON 1.1 error bodies), and each error must map to SPEC's status without leaking
+//! AWS text.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::helpers::{Options, spawn_app_with};
+
+const AWS_MESSAGE: &str = "internal-aws-message-that-must-not-leak";
+
+/// A Cognito stand-in that answers every call with this error type and status.
+async fn cognito_error_stub(error_type: &'static str, status: u16) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new().default_service(web::to(move || async move {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .insert_header(("content-type", "application/x-amz-json-1.1"))
+                .insert_header(("x-amzn-requestid", "stub-request-id"))
+                .body(json!({"__type": error_type, "message": AWS_MESSAGE}).to_string())
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    url
+}
+
+async fn answer_for(
+    error_type: &'static str,
+    status: u16,
+) -> (crate::helpers::Answer, Vec<serde_json::Value>) {
+    let endpoint = cognito_error_stub(error_type, status).await;
+    // The schema check would call the stub first; these tests are about the update call.
+    let app = spawn_app_with(Options {
+        cognito_endpoint: Some(endpoint),
+        validate_schema: false,
+        ..Options::default()
+    })
+    .await;
+    let answer = app
+        .patch(
+            &app.token(&["identity-admin"]),
+            json!({"attributes": {"email": "taken@example.com"}}),
+        )
+        .await;
+    assert!(
+        !answer.body.to_string().contains(AWS_MESSAGE),
+        "AWS text leaked: {}",
+        answer.body
+    );
+    (answer, app.audit_records())
+}
+
+#[tokio::test]
+async fn alias_exists_is_409() {
+    let (answer, records) = answer_for("AliasExistsException", 400).await;
+
+    answer.assert_problem(409);
+    assert_eq!(records.last().unwrap()["outcome"], "AliasExistsException");
+    assert_eq!(
+        records.last().unwrap()["cognito_request_id"],
+        "stub-request-id"
+    );
+}
+
+#[tokio::test]
+async fn invalid_parameter_and_lambda_validation_are_422() {
+    let (invalid, _) = answer_for("InvalidParameterException", 400).await;
+    let (lambda, _) = answer_for("UserLambdaValidationException", 400).await;
+
+    invalid.assert_problem(422);
+    lambda.assert_problem(422);
+}
+
+#[tokio::test]
+async fn cognito_throttling_is_429_with_retry_after() {
+    let (answer, _) = answer_for("TooManyRequestsException", 400).await;
+
+    answer.assert_problem(429);
+    assert!(answer.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn cognito_refusing_attrgates_own_credentials_is_502_never_401_or_403() {
+    let (not_authorized, _) = answer_for("NotAuthorizedException", 400).await;
+    let (unrecognized, _) = answer_for("UnrecognizedClientException", 400).await;
+
+    not_authorized.assert_problem(502);
+    unrecognized.assert_problem(502);
+}
+
+#[tokio::test]
+async fn any_other_cognito_error_is_502() {
+    let (answer, records) = answer_for("InternalErrorException", 500).await;
+
+    answer.assert_problem(502);
+    assert_eq!(records.last().unwrap()["outcome"], "InternalErrorException");
+    assert_eq!(
+        records.last().unwrap()["event"],
+        "outcome",
+        "the update itself was attempted"
+    );
+}
