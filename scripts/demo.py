@@ -15,6 +15,9 @@ run with .venv/bin/python. It:
 With --check it verifies the results (HTTP statuses, the values in Cognito,
 the audit log) and exits 0 or 1 instead of waiting. With --no-gateway it
 stops after step 2 (for working on this script without the Rust binary).
+With --run -- COMMAND... it skips step 4: it writes .demo/env.json (URLs, pool
+id, users, tokens), runs COMMAND with ATTRGATE_DEMO_ENV pointing at that file,
+stops everything, and exits with COMMAND's status (the API tests use this).
 Everything it writes goes under .demo/.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -126,7 +130,7 @@ def tail(path: Path, lines: int = 40) -> str:
 class Child:
     name: str
     proc: subprocess.Popen
-    log_path: Path
+    log_path: Path | None
 
 
 class Processes:
@@ -138,17 +142,18 @@ class Processes:
         # killed with SIGKILL and never runs its cleanup.
         self.wrapper = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> Child:
-        with open(log_path, "wb") as out:
+    def start(self, name: str, argv: list[str], env: dict[str, str], log_path: Path | None) -> Child:
+        """Start a child; its output goes to log_path, or to this script's own if None."""
+        with open(log_path, "wb") if log_path else contextlib.nullcontext() as out:
             proc = subprocess.Popen(
                 self.wrapper + argv,
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if out else None,
                 # Its own process group: Ctrl-C reaches only this script, which
-                # then stops the children in order.
+                # then stops the children (and all their own children) in order.
                 start_new_session=True,
             )
         child = Child(name, proc, log_path)
@@ -176,7 +181,7 @@ class Processes:
     def check_alive(self) -> None:
         for child in self.children:
             code = child.proc.poll()
-            if code is not None:
+            if code is not None and child.log_path is not None:
                 raise DemoError(
                     f"{child.name} exited with status {code}; last lines of {child.log_path}:\n"
                     + tail(child.log_path)
@@ -488,11 +493,87 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the attrgate binary (default: target/debug/attrgate)",
     )
     parser.add_argument(
+        "--run",
+        action="store_true",
+        help="(last, as --run -- COMMAND [ARGS...]) start everything, run COMMAND with "
+        "ATTRGATE_DEMO_ENV=.demo/env.json, stop everything, and exit with its status",
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=900.0,
+        help="seconds COMMAND may take before it is stopped and counted as failed (default 900)",
+    )
+    parser.add_argument(
         "--moto-server",
         default=str(Path(sys.executable).parent / "moto_server"),
         help="the moto_server executable (default: the one beside this Python)",
     )
-    return parser.parse_args(argv)
+    # Everything after --run is the command, whatever options it has.
+    command: list[str] = []
+    if "--run" in argv:
+        at = argv.index("--run")
+        argv, command = argv[: at + 1], argv[at + 1 :]
+        command = command[1:] if command[:1] == ["--"] else command
+    args = parser.parse_args(argv)
+    args.run = command
+    if "--run" in argv and not command:
+        parser.error("--run needs a command: --run -- COMMAND [ARGS...]")
+    if command and args.no_gateway:
+        parser.error("--run needs the gateway; drop --no-gateway")
+    return args
+
+
+def write_env_file(
+    base: str,
+    pool_id: str,
+    moto: str,
+    minted: dict[str, str],
+    tokens: dict[str, tuple[list[str], Path]],
+    audit_log: Path,
+) -> Path:
+    """Everything a test needs to call the running demo, as one JSON file."""
+    env = {
+        "base_url": base,
+        "openapi_url": f"{base}/openapi.json",
+        "docs_url": f"{base}/docs/",
+        "pool_id": pool_id,
+        "users": ["ann", "bob"],
+        "region": REGION,
+        "moto_endpoint": moto,
+        "tokens": minted,
+        "roles": {name: roles for name, (roles, _) in tokens.items()},
+        "audit_log": str(audit_log),
+        # An interpreter with boto3, to look into the emulator (see cognito_client).
+        "python": sys.executable,
+    }
+    path = DEMO_DIR / "env.json"
+    path.write_text(json.dumps(env, indent=2) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def run_command(procs: Processes, argv: list[str], env_file: Path, timeout: float) -> int:
+    """Run argv against the running demo; return its exit status (124 on timeout)."""
+    log(f"running {shlex.join(argv)} (ATTRGATE_DEMO_ENV={env_file.relative_to(ROOT)})")
+    try:
+        command = procs.start(argv[0], argv, child_env({"ATTRGATE_DEMO_ENV": str(env_file)}), None)
+    except OSError as err:
+        raise DemoError(f"cannot run {argv[0]}: {err}") from err
+    try:
+        code = command.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log(f"{argv[0]} still running after {timeout:.0f}s; stopping it")
+        procs.stop(command)
+        return 124
+    # Whatever it left behind in its process group (a browser, say) goes too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(command.proc.pid, signal.SIGKILL)
+    procs.stop(command)
+    log(f"{argv[0]} exited with status {code}")
+    if code != 0:
+        log(f"last lines of {DEMO_DIR / 'attrgate.log'}:\n{tail(DEMO_DIR / 'attrgate.log', 20)}")
+    return code
 
 
 def expect(ok: bool, what: str, failures: list[str]) -> None:
@@ -543,6 +624,10 @@ def run(args: argparse.Namespace, procs: Processes, issuer: Issuer) -> int:
     config = write_config(port, moto, issuer)
     log(f"starting attrgate on {base} (config {config.relative_to(ROOT)})")
     gateway = start_gateway(procs, args.gateway_bin, config, base)
+
+    if args.run:
+        env_file = write_env_file(base, pool_id, moto, minted, tokens, DEMO_DIR / "audit.jsonl")
+        return run_command(procs, args.run, env_file, args.run_timeout)
 
     ann_url = f"{base}/pools/{pool_id}/users/ann/attributes"
     support_file, admin_file = tokens["support"][1], tokens["admin"][1]
@@ -654,7 +739,7 @@ def main(argv: list[str]) -> int:
         return run(args, procs, issuer)
     except KeyboardInterrupt:
         print("\nStopping.", file=sys.stderr, flush=True)
-        return 0 if not args.check else 130
+        return 130 if args.check or args.run else 0
     except DemoError as err:
         log(f"error: {err}")
         return 1
