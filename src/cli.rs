@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::audit::{ValueHasher, verify_file};
+use crate::cognito::{CognitoDirectory, DirectoryErrorKind, UserDirectory};
 use crate::config::Settings;
+use crate::input::PoolId;
 use crate::policy;
 use crate::policy_source::{LoadError, load_policy};
 use crate::startup::Application;
@@ -45,6 +47,17 @@ pub enum PolicyCommand {
     Check { file: PathBuf },
     /// Run table-driven cases against a policy; exits 1 on any failure.
     Test { file: PathBuf, cases: PathBuf },
+    /// Check the grants against a pool's real schema (DescribeUserPool); exits 1 on any
+    /// grant to an attribute the pool does not have or cannot change.
+    Lint {
+        file: PathBuf,
+        /// The user pool id, e.g. us-east-1_AbC123.
+        #[arg(long)]
+        pool: String,
+        /// The gateway's config: its `cognito` section says where Cognito is.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +83,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve { config } => serve(config).await,
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Policy(PolicyCommand::Test { file, cases }) => policy_test(&file, &cases),
+        Command::Policy(PolicyCommand::Lint { file, pool, config }) => {
+            policy_lint(&file, &pool, &config).await
+        }
         Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
         Command::Audit(AuditCommand::Hash {
             value,
@@ -192,6 +208,83 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
         failed.len()
     );
     if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Path) -> ExitCode {
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(error) => return fail(&error),
+    };
+    let pool = match PoolId::parse(pool) {
+        Ok(pool) => pool,
+        Err(error) => return fail(&format!("--pool {pool}: {}", error.message)),
+    };
+    let source = match std::fs::read_to_string(file) {
+        Ok(source) => source,
+        Err(error) => {
+            return fail(&format!(
+                "failed to read policy file {}: {error}",
+                file.display()
+            ));
+        }
+    };
+    if let Err(error) = policy::Policy::parse(&source) {
+        print_errors(file, &error);
+        return ExitCode::FAILURE;
+    }
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let directory = CognitoDirectory::new(aws, settings.cognito);
+    let schema = match directory.describe_pool(&pool).await {
+        Ok(schema) => schema,
+        Err(error) if error.kind == DirectoryErrorKind::PoolNotFound => {
+            return fail(&format!("pool {} does not exist", pool.as_str()));
+        }
+        Err(error) => {
+            return fail(&format!(
+                "DescribeUserPool for {} failed: {} ({:?})",
+                pool.as_str(),
+                error.code,
+                error.kind
+            ));
+        }
+    };
+    let attributes = schema.effective_attributes();
+    let attributes: Vec<(&str, bool)> = attributes
+        .iter()
+        .map(|attribute| (attribute.name.as_str(), attribute.mutable))
+        .collect();
+    let report = match policy::lint(&source, pool.as_str(), &attributes) {
+        Ok(report) => report,
+        Err(error) => {
+            print_errors(file, &error);
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = file.display().to_string();
+    let mut listing: Vec<(&policy::PolicyDiagnostic, &str)> = report
+        .problems
+        .iter()
+        .map(|problem| (problem, "error"))
+        .chain(report.notes.iter().map(|note| (note, "note")))
+        .collect();
+    listing.sort_by_key(|(item, _)| (item.line, item.column));
+    for (item, severity) in listing {
+        eprintln!("{}", item.in_file(&name, severity));
+    }
+    println!(
+        "{name}: pool {}: {} attribute(s), {} problem(s), {} note(s)",
+        pool.as_str(),
+        attributes.len(),
+        report.problems.len(),
+        report.notes.len()
+    );
+    if report.problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -5,6 +5,7 @@
 //!   value that carries every denied attribute with its reason.
 //! - [`permissions()`] answers "what can my token do" for `GET /permissions`.
 //! - [`parse_cases`] and [`run_cases`] run table-driven cases for `attrgate policy test`.
+//! - [`lint()`] checks the grants against one pool's attribute schema (`attrgate policy lint`).
 //!
 //! The format and the decision rules are documented in `docs/policy.md`.
 
@@ -14,6 +15,7 @@ mod constraint;
 mod decide;
 mod diagnostic;
 mod glob;
+mod lint;
 mod model;
 mod permissions;
 #[cfg(test)]
@@ -24,4 +26,5 @@ pub use compile::Policy;
 pub use constraint::ConstraintView;
 pub use decide::{Decision, DecisionRequest, Denial, decide};
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
+pub use lint::{LintReport, lint};
 pub use permissions::{Permissions, RolePermissions, permissions};
