@@ -540,6 +540,19 @@ impl Answer {
             .unwrap_or_default()
     }
 
+    /// The attribute names of a 403's `denied` list, in order.
+    pub fn denied_attributes(&self) -> Vec<String> {
+        self.body["denied"]
+            .as_array()
+            .map(|denied| {
+                denied
+                    .iter()
+                    .map(|d| d["attribute"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Asserts a problem+json error with this status and the documented fields.
     pub fn assert_problem(&self, status: u16) {
         assert_eq!(self.status, status, "unexpected answer: {}", self.body);
