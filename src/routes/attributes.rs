@@ -231,7 +231,12 @@ impl Update<'_> {
         let body = match read_body(req, payload, self.service.max_body_bytes).await {
             Ok(body) => body,
             Err(kind) => {
-                let detail = format!("the body is over {} bytes", self.service.max_body_bytes);
+                let detail = match kind {
+                    ErrorKind::PayloadTooLarge => {
+                        format!("the body is over {} bytes", self.service.max_body_bytes)
+                    }
+                    _ => "the body could not be read".to_owned(),
+                };
                 return self.invalid(kind, &detail).await;
             }
         };
