@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use attrgate::audit::{AuditCounters, AuditLog, AuditRecord, Event};
+use attrgate::audit::{AuditCounters, AuditLog, AuditRecord, AuditStore, ChainHead, Event};
 use attrgate::auth::Caller;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use prometheus::IntCounter;
@@ -44,6 +44,17 @@ fn counters() -> AuditCounters {
     AuditCounters {
         records: IntCounter::new("r", "r").unwrap(),
         failures: IntCounter::new("f", "f").unwrap(),
+        syncs: IntCounter::new("s", "s").unwrap(),
+    }
+}
+
+/// The CPU ceiling: the same pipeline with a store that never syncs (nothing durable).
+/// Not a design anyone should run; it shows how much of the cost is fsync at all.
+struct NoSync(File);
+
+impl AuditStore for NoSync {
+    fn append_durable(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes)
     }
 }
 
@@ -115,12 +126,36 @@ fn audit_durability(c: &mut Criterion) {
 
         let grouped_path = dir.join(format!("grouped-{writers}.jsonl"));
         let _ = std::fs::remove_file(&grouped_path);
-        let log = AuditLog::open(&grouped_path, None, counters()).unwrap();
+        let counters = counters();
+        let log = AuditLog::open(&grouped_path, None, counters.clone()).unwrap();
         group.bench_with_input(
             BenchmarkId::new("group_commit", writers),
             &writers,
             |b, &w| {
                 b.to_async(&runtime).iter(|| group_commit(log.clone(), w));
+            },
+        );
+        let batch = counters.records.get() as f64 / counters.syncs.get().max(1) as f64;
+        eprintln!("group_commit/{writers}: {batch:.1} records per fdatasync on average");
+        let ceiling_path = dir.join(format!("ceiling-{writers}.jsonl"));
+        let ceiling_file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&ceiling_path)
+            .unwrap();
+        let ceiling = AuditLog::start(
+            NoSync(ceiling_file),
+            ChainHead::default(),
+            counters.clone(),
+            None,
+        );
+        group.bench_with_input(
+            BenchmarkId::new("no_fsync_ceiling", writers),
+            &writers,
+            |b, &w| {
+                b.to_async(&runtime)
+                    .iter(|| group_commit(ceiling.clone(), w));
             },
         );
     }

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub cognito_seconds: HistogramVec,
     pub audit_records: IntCounter,
     pub audit_failures: IntCounter,
+    pub audit_syncs: IntCounter,
     pub auth_failures: IntCounterVec,
     pub policy_info: IntGaugeVec,
     pub policy_reloads: IntCounter,
@@ -58,6 +59,11 @@ impl Metrics {
         let audit_records =
             IntCounter::new("attrgate_audit_records_total", "Audit records made durable")
                 .expect("valid metric");
+        let audit_syncs = IntCounter::new(
+            "attrgate_audit_syncs_total",
+            "Audit batches written and synced (records / syncs = the group-commit batch size)",
+        )
+        .expect("valid metric");
         let audit_failures = IntCounter::new(
             "attrgate_audit_failures_total",
             "Audit batches that could not be written or synced",
@@ -92,6 +98,7 @@ impl Metrics {
             Box::new(cognito_seconds.clone()),
             Box::new(audit_records.clone()),
             Box::new(audit_failures.clone()),
+            Box::new(audit_syncs.clone()),
             Box::new(auth_failures.clone()),
             Box::new(policy_info.clone()),
             Box::new(policy_reloads.clone()),
@@ -108,6 +115,7 @@ impl Metrics {
             cognito_seconds,
             audit_records,
             audit_failures,
+            audit_syncs,
             auth_failures,
             policy_info,
             policy_reloads,

@@ -87,6 +87,7 @@ impl Application {
             AuditCounters {
                 records: metrics.audit_records.clone(),
                 failures: metrics.audit_failures.clone(),
+                syncs: metrics.audit_syncs.clone(),
             },
         )?;
         let http = reqwest::Client::builder()

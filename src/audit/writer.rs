@@ -237,6 +237,7 @@ impl AuditStore for FileStore {
 pub struct AuditCounters {
     pub records: IntCounter,
     pub failures: IntCounter,
+    pub syncs: IntCounter,
 }
 
 struct Pending {
@@ -375,6 +376,7 @@ fn run(
             Ok(()) => {
                 head = next;
                 counters.records.inc_by(batch.len() as u64);
+                counters.syncs.inc();
                 Ok(())
             }
             Err(error) => {
@@ -421,6 +423,7 @@ mod tests {
         AuditCounters {
             records: IntCounter::new("r", "r").unwrap(),
             failures: IntCounter::new("f", "f").unwrap(),
+            syncs: IntCounter::new("s", "s").unwrap(),
         }
     }
 
