@@ -105,3 +105,64 @@ async fn any_other_cognito_error_is_502() {
         "the update itself was attempted"
     );
 }
+
+/// A Cognito stand-in that succeeds and keeps every request body it receives.
+async fn recording_stub() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().default_service(web::to(move |body: web::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                HttpResponse::Ok()
+                    .insert_header(("content-type", "application/x-amz-json-1.1"))
+                    .body("{}")
+            }
+        }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    (url, seen)
+}
+
+#[tokio::test]
+async fn client_metadata_and_the_exact_attributes_are_what_cognito_receives() {
+    let (endpoint, seen) = recording_stub().await;
+    let app = spawn_app_with(Options {
+        cognito_endpoint: Some(endpoint),
+        validate_schema: false,
+        ..Options::default()
+    })
+    .await;
+
+    let answer = app
+        .patch(
+            &app.token(&["support"]),
+            json!({"attributes": {"given_name": "Meta", "nickname": ""}, "client_metadata": {"source": "crm"}}),
+        )
+        .await;
+
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let sent = &requests[0];
+    assert_eq!(sent["UserPoolId"], app.pool_id.as_str());
+    assert_eq!(sent["Username"], "ann");
+    assert_eq!(sent["ClientMetadata"], json!({"source": "crm"}));
+    assert_eq!(
+        sent["UserAttributes"],
+        json!([{"Name": "given_name", "Value": "Meta"}, {"Name": "nickname", "Value": ""}])
+    );
+}
