@@ -180,6 +180,33 @@ mod tests {
     }
 
     #[test]
+    fn an_inserted_record_is_caught_even_when_its_own_hash_is_right() {
+        let mut lines = chain_of(4);
+        let (forged, _) = seal(
+            json!({"request_id": "forged", "outcome": "updated"}),
+            2,
+            GENESIS_HASH,
+        );
+        lines.insert(2, forged);
+
+        let error = verify(&lines).unwrap_err();
+
+        assert_eq!(error.line, 3);
+        assert!(error.message.contains("prev_hash"));
+    }
+
+    #[test]
+    fn a_line_cut_short_in_the_middle_is_not_mistaken_for_a_torn_tail() {
+        let mut lines = chain_of(4);
+        lines[1].truncate(15);
+
+        let error = verify(&lines).unwrap_err();
+
+        assert_eq!(error.line, 2);
+        assert!(!error.message.contains("torn"));
+    }
+
+    #[test]
     fn a_torn_last_line_is_reported_as_torn() {
         let mut lines = chain_of(3);
         lines[2].truncate(10);
