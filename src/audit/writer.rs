@@ -14,7 +14,7 @@ use prometheus::IntCounter;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::chain::{GENESIS_HASH, seal};
+use super::chain::{GENESIS_HASH, Prepared, seal_prepared};
 use super::record::now_rfc3339;
 use super::{AuditError, AuditRecord};
 
@@ -241,7 +241,7 @@ pub struct AuditCounters {
 }
 
 struct Pending {
-    record: Value,
+    record: Prepared,
     done: oneshot::Sender<Result<(), AuditError>>,
 }
 
@@ -305,7 +305,10 @@ impl AuditLog {
     async fn send_async(&self, record: Value) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         self.sender
-            .send(Pending { record, done })
+            .send(Pending {
+                record: Prepared::new(record),
+                done,
+            })
             .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)?
     }
@@ -313,7 +316,10 @@ impl AuditLog {
     fn send(&self, record: Value) -> Result<(), AuditError> {
         let (done, _wait) = oneshot::channel();
         self.sender
-            .send(Pending { record, done })
+            .send(Pending {
+                record: Prepared::new(record),
+                done,
+            })
             .map_err(|_| AuditError::Stopped)
     }
 
@@ -361,8 +367,8 @@ fn run(
         }
         let mut bytes = Vec::with_capacity(batch.len() * 512);
         let mut next = head.clone();
-        for pending in &mut batch {
-            let (line, hash) = seal(pending.record.take(), next.next_seq, &next.last_hash);
+        for pending in &batch {
+            let (line, hash) = seal_prepared(&pending.record, next.next_seq, &next.last_hash);
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
             next = ChainHead {
