@@ -109,20 +109,28 @@ pub async fn cognito_client(region: &str) -> Client {
     Client::new(&config)
 }
 
-/// Creates a fresh pool (so tests never share state) with custom attributes, in `region`.
+/// Creates a fresh pool (so tests never share state) with mutable `custom:plan` and
+/// `custom:tenant_id`.
 pub async fn create_pool(client: &Client) -> String {
-    let custom = |name: &str| {
-        SchemaAttributeType::builder()
-            .name(name)
-            .attribute_data_type(AttributeDataType::String)
-            .mutable(true)
-            .build()
-    };
-    client
+    create_pool_with(client, &[("plan", true), ("tenant_id", true)]).await
+}
+
+/// Creates a fresh pool with these string attributes (`name` without `custom:` for
+/// custom ones, the bare name to change a standard one), each mutable or not.
+pub async fn create_pool_with(client: &Client, attributes: &[(&str, bool)]) -> String {
+    let mut request = client
         .create_user_pool()
-        .pool_name(format!("test-{}", uuid::Uuid::new_v4()))
-        .schema(custom("plan"))
-        .schema(custom("tenant_id"))
+        .pool_name(format!("test-{}", uuid::Uuid::new_v4()));
+    for (name, mutable) in attributes {
+        request = request.schema(
+            SchemaAttributeType::builder()
+                .name(*name)
+                .attribute_data_type(AttributeDataType::String)
+                .mutable(*mutable)
+                .build(),
+        );
+    }
+    request
         .send()
         .await
         .expect("create a user pool in moto")

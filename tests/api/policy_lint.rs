@@ -4,33 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use aws_sdk_cognitoidentityprovider::types::{AttributeDataType, SchemaAttributeType};
-
-use crate::helpers::{cognito_client, moto_url, temp_dir};
+use crate::helpers::{cognito_client, create_pool_with, moto_url, temp_dir};
 use crate::policy_cli::text;
 
 /// A pool with a mutable `custom:plan` and an immutable `custom:employee_id`.
 async fn pool() -> String {
-    let attribute = |name: &str, mutable: bool| {
-        SchemaAttributeType::builder()
-            .name(name)
-            .attribute_data_type(AttributeDataType::String)
-            .mutable(mutable)
-            .build()
-    };
-    cognito_client("us-east-1")
-        .await
-        .create_user_pool()
-        .pool_name(format!("lint-{}", uuid::Uuid::new_v4()))
-        .schema(attribute("plan", true))
-        .schema(attribute("employee_id", false))
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .and_then(|pool| pool.id())
-        .unwrap()
-        .to_owned()
+    create_pool_with(
+        &cognito_client("us-east-1").await,
+        &[("plan", true), ("employee_id", false)],
+    )
+    .await
 }
 
 /// A gateway config whose `cognito` section points at this process's moto.

@@ -2,35 +2,20 @@
 //! (DescribeUserPool) before the policy and before the write. moto itself accepts any
 //! attribute on update, so this check is the only guard these tests can see.
 
-use aws_sdk_cognitoidentityprovider::types::{AttributeDataType, SchemaAttributeType};
 use serde_json::json;
 
-use crate::helpers::{Options, TestApp, create_user, spawn_app, spawn_app_with, user_attributes};
+use crate::helpers::{
+    Options, TestApp, create_pool_with, create_user, spawn_app, spawn_app_with, user_attributes,
+};
 
 /// A pool with a mutable `custom:plan`, an immutable `custom:employee_id`, and an
 /// immutable standard `birthdate`; `ann` lives there with values for each.
 async fn pool_with_immutable_attributes(app: &TestApp) -> String {
-    let attribute = |name: &str, mutable: bool| {
-        SchemaAttributeType::builder()
-            .name(name)
-            .attribute_data_type(AttributeDataType::String)
-            .mutable(mutable)
-            .build()
-    };
-    let pool_id = app
-        .cognito
-        .create_user_pool()
-        .pool_name(format!("immutable-{}", uuid::Uuid::new_v4()))
-        .schema(attribute("plan", true))
-        .schema(attribute("employee_id", false))
-        .schema(attribute("birthdate", false))
-        .send()
-        .await
-        .unwrap()
-        .user_pool()
-        .and_then(|pool| pool.id())
-        .unwrap()
-        .to_owned();
+    let pool_id = create_pool_with(
+        &app.cognito,
+        &[("plan", true), ("employee_id", false), ("birthdate", false)],
+    )
+    .await;
     create_user(
         &app.cognito,
         &pool_id,
