@@ -325,3 +325,33 @@ async fn a_shared_secret_issuer_does_not_accept_rs256_tokens() {
 
     assert_refused(&app, &app.token_with(&c)).await;
 }
+
+#[tokio::test]
+async fn when_a_jwks_refetch_fails_the_cached_keys_stay_in_use() {
+    let app = spawn_app().await;
+    app.jwks
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let before = app.jwks.fetches();
+    let stranger = sign(
+        &claims(&app.jwks.issuer, &["support"]),
+        &rsa_key("issuer-b-rsa.pem"),
+        Algorithm::RS256,
+        Some("not-published"),
+    );
+
+    assert_refused(&app, &stranger).await; // an unknown kid: one refetch, which fails
+    let answer = app
+        .patch(
+            &app.token(&["support"]),
+            json!({"attributes": {"given_name": "Cached"}}),
+        )
+        .await;
+
+    assert_eq!(
+        app.jwks.fetches() - before,
+        1,
+        "the failed refetch was tried once"
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}

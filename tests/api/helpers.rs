@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -209,23 +209,30 @@ pub struct JwksServer {
     pub issuer: String,
     pub keys: Arc<Mutex<JwkSet>>,
     pub fetches: Arc<AtomicUsize>,
+    /// While set, the server answers 500 instead of the key set.
+    pub failing: Arc<AtomicBool>,
 }
 
 impl JwksServer {
     pub async fn start(keys: Vec<Jwk>) -> Self {
         let keys = Arc::new(Mutex::new(JwkSet { keys }));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let (served, counted) = (keys.clone(), fetches.clone());
+        let failing = Arc::new(AtomicBool::new(false));
+        let (served, counted, broken) = (keys.clone(), fetches.clone(), failing.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = HttpServer::new(move || {
-            let (served, counted) = (served.clone(), counted.clone());
+            let (served, counted, broken) = (served.clone(), counted.clone(), broken.clone());
             App::new().route(
                 "/.well-known/jwks.json",
                 web::get().to(move || {
-                    let (served, counted) = (served.clone(), counted.clone());
+                    let (served, counted, broken) =
+                        (served.clone(), counted.clone(), broken.clone());
                     async move {
                         counted.fetch_add(1, Ordering::SeqCst);
+                        if broken.load(Ordering::SeqCst) {
+                            return HttpResponse::InternalServerError().finish();
+                        }
                         let set = served.lock().unwrap().clone();
                         HttpResponse::Ok().json(set)
                     }
@@ -243,6 +250,7 @@ impl JwksServer {
             issuer: base,
             keys,
             fetches,
+            failing,
         }
     }
 
