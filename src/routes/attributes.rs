@@ -116,6 +116,13 @@ pub struct AttributeService {
     pub max_body_bytes: usize,
 }
 
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/pools/{pool_id}/users/{username}/attributes",
+        web::patch().to(update_attributes),
+    );
+}
+
 /// Update a user's attributes, if the policy allows every one of them.
 ///
 /// All or nothing: each requested attribute is checked against the policy for the

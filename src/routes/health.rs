@@ -25,6 +25,12 @@ pub struct Readiness {
     pub issuer_keys_fetched: bool,
 }
 
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
 /// Liveness: the process answers.
 ///
 /// Always 200 while the process runs; says nothing about its dependencies (see `/readyz`).

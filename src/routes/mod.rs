@@ -8,12 +8,7 @@ pub mod permissions;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/pools/{pool_id}/users/{username}/attributes",
-        web::patch().to(attributes::update_attributes),
-    )
-    .route("/permissions", web::get().to(permissions::get_permissions))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics));
+    cfg.configure(attributes::configure)
+        .configure(permissions::configure)
+        .configure(health::configure);
 }

@@ -19,6 +19,10 @@ pub struct PermissionsQuery {
     pub pool_id: String,
 }
 
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/permissions", web::get().to(get_permissions));
+}
+
 /// What this token may do in a pool.
 ///
 /// Lists the token's roles that apply in the pool (with their `update`, `verify` and
