@@ -21,6 +21,9 @@ use crate::config::CognitoSettings;
 use crate::input::{AttributeChanges, PoolId, Username};
 use crate::schema::{PoolSchema, SchemaAttribute};
 
+/// At most this many regions keep a cached SDK client.
+const MAX_CACHED_REGIONS: usize = 64;
+
 pub struct UpdateRequest<'a> {
     pub pool_id: &'a PoolId,
     pub username: &'a Username,
@@ -106,12 +109,13 @@ impl CognitoDirectory {
             config = config.endpoint_url(url);
         }
         let client = Client::from_conf(config.build());
-        self.clients
-            .write()
-            .expect("client map lock")
-            .entry(region)
-            .or_insert(client)
-            .clone()
+        let mut clients = self.clients.write().expect("client map lock");
+        // The region comes from the caller's pool id: keep the map bounded. Past the cap a
+        // client is built for the one call (real AWS has far fewer regions than this).
+        if clients.len() >= MAX_CACHED_REGIONS && !clients.contains_key(&region) {
+            return client;
+        }
+        clients.entry(region).or_insert(client).clone()
     }
 }
 

@@ -260,7 +260,8 @@ impl Settings {
             if issuer.audiences.is_empty() {
                 return invalid(format!("{at}: audiences must list at least one audience"));
             }
-            if !(issuer.roles_claim.is_empty() || issuer.roles_claim.starts_with('/')) {
+            // "" would point at the whole claims object: never a list of roles.
+            if !issuer.roles_claim.starts_with('/') {
                 return invalid(format!(
                     "{at}: roles_claim must be a JSON Pointer such as /roles, got {:?}",
                     issuer.roles_claim
@@ -463,6 +464,21 @@ audit:
                 .contains("never accepted with a JWKS")
         );
         assert!(load(&none, &[]).is_err());
+    }
+
+    #[test]
+    fn an_empty_roles_claim_pointer_is_refused_at_start_up() {
+        let empty = MINIMAL.replace(
+            "audiences: [attrgate]",
+            "audiences: [attrgate]\n      roles_claim: \"\"",
+        );
+
+        assert!(
+            load(&empty, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("JSON Pointer")
+        );
     }
 
     #[test]

@@ -172,6 +172,14 @@ pub fn verify_lines<'a>(
             }
             _ => return Err(fail("not a JSON object".into())),
         };
+        // The hash covers the canonical form; a line that differs from it (spacing,
+        // escapes, a duplicated key that a reader might take instead) was altered.
+        let canonical = record.to_string();
+        if canonical.as_str() != line {
+            return Err(fail(
+                "the line is not in canonical form: the record was edited".into(),
+            ));
+        }
         let object = record.as_object_mut().expect("checked above");
         let Some(Value::String(claimed)) = object.remove("hash") else {
             return Err(fail("no hash field".into()));
@@ -327,6 +335,27 @@ mod tests {
 
         assert_eq!(error.line, 2);
         assert!(!error.message.contains("torn"));
+    }
+
+    #[test]
+    fn a_duplicated_key_or_extra_spacing_is_caught_though_the_values_still_hash_right() {
+        let lines = chain_of(3);
+        let duplicated = lines[1].replacen(
+            r#""outcome":"updated""#,
+            r#""outcome":"denied","outcome":"updated""#,
+            1,
+        );
+        let spaced = lines[1].replacen(r#""outcome":"updated""#, r#""outcome": "updated""#, 1);
+
+        for altered in [duplicated, spaced] {
+            let mut lines = lines.clone();
+            lines[1] = altered;
+
+            let error = verify(&lines).unwrap_err();
+
+            assert_eq!(error.line, 2);
+            assert!(error.message.contains("canonical"), "{}", error.message);
+        }
     }
 
     #[test]

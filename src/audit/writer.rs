@@ -483,6 +483,48 @@ mod tests {
         assert_eq!(summary.records, 2);
     }
 
+    /// A store whose sync does not return until the test lets it.
+    struct GatedStore {
+        release: std::sync::mpsc::Receiver<()>,
+    }
+
+    impl AuditStore for GatedStore {
+        fn append_durable(&mut self, _bytes: &[u8]) -> std::io::Result<()> {
+            self.release
+                .recv()
+                .map_err(|_| std::io::Error::other("gate dropped"))
+        }
+    }
+
+    #[test]
+    fn an_append_is_not_acknowledged_before_the_store_has_synced() {
+        let (release, gate) = std::sync::mpsc::channel();
+        let log = AuditLog::start(
+            GatedStore { release: gate },
+            ChainHead::default(),
+            counters(),
+            None,
+        );
+        let rt = rt();
+
+        let (acknowledged_early, acknowledged_after) = rt.block_on(async {
+            let pending = tokio::spawn({
+                let log = log.clone();
+                async move { log.append(&record("a")).await }
+            });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let early = pending.is_finished();
+            release.send(()).unwrap();
+            (early, pending.await.unwrap())
+        });
+
+        assert!(
+            !acknowledged_early,
+            "append returned while the sync was still running"
+        );
+        assert!(acknowledged_after.is_ok());
+    }
+
     #[test]
     fn concurrent_appends_share_syncs() {
         let store = FlakyStore::default();

@@ -105,7 +105,7 @@ impl JwksCache {
             url: self.url.clone(),
             message,
         };
-        let response = self
+        let mut response = self
             .http
             .get(&self.url)
             .send()
@@ -114,12 +114,24 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(http_error(format!("status {}", response.status())));
         }
-        let body = response
-            .bytes()
+        // Read at most the limit, whatever the server claims or sends.
+        let too_large = || http_error(format!("larger than {MAX_JWKS_BYTES} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_JWKS_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| http_error(e.to_string()))?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(http_error(format!("larger than {MAX_JWKS_BYTES} bytes")));
+            .map_err(|e| http_error(e.to_string()))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
         let set: JwkSet = serde_json::from_slice(&body).map_err(|e| FetchError::Invalid {
             url: self.url.clone(),

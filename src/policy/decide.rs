@@ -192,6 +192,8 @@ roles:
     verify: [email, phone_number]
   verifier:
     verify: [email]
+  editor:
+    update: ["*"]
   auditor:
     pools: ["eu-west-1_*"]
     update: [locale]
@@ -429,10 +431,13 @@ roles:
     fn a_star_update_grant_never_grants_email_verified() {
         assert_row(&(
             "a star update grant never grants email_verified",
-            &["identity-admin"],
+            &["editor"],
             US,
-            &[("email_verified", "true")],
-            &[],
+            &[("email_verified", "true"), ("nickname", "x")],
+            &[(
+                "email_verified",
+                "no applicable role may mark email as verified",
+            )],
         ));
     }
 

@@ -293,7 +293,25 @@ impl Update<'_> {
                     .await;
             }
         };
-        if let Some(schemas) = &self.service.schemas {
+        let policy = self.service.policy.current();
+        self.record.policy_revision = policy.revision().to_owned();
+        let decision = policy::decide(
+            &policy,
+            &DecisionRequest {
+                roles: &caller.roles,
+                pool_id: pool.as_str(),
+                attributes: changes.as_map(),
+            },
+        );
+        // The pool's schema is asked only for callers with a role in this pool: anyone
+        // else is denied by the policy anyway, and must learn nothing about the pool (nor
+        // make attrgate spend Cognito's DescribeUserPool quota on guessed pool ids).
+        if let Some(schemas) = self
+            .service
+            .schemas
+            .as_ref()
+            .filter(|_| !decision.applicable_roles.is_empty())
+        {
             match schemas.check(&pool, &changes).await {
                 Ok(Ok(())) => {}
                 Ok(Err(errors)) => {
@@ -312,16 +330,6 @@ impl Update<'_> {
             }
         }
 
-        let policy = self.service.policy.current();
-        self.record.policy_revision = policy.revision().to_owned();
-        let decision = policy::decide(
-            &policy,
-            &DecisionRequest {
-                roles: &caller.roles,
-                pool_id: pool.as_str(),
-                attributes: changes.as_map(),
-            },
-        );
         let denied: Vec<DeniedAttribute> = decision
             .denied
             .iter()

@@ -166,3 +166,34 @@ async fn client_metadata_and_the_exact_attributes_are_what_cognito_receives() {
         json!([{"Name": "given_name", "Value": "Meta"}, {"Name": "nickname", "Value": ""}])
     );
 }
+
+#[tokio::test]
+async fn a_caller_with_no_role_in_the_pool_gets_403_without_attrgate_asking_cognito_anything() {
+    let (endpoint, seen) = recording_stub().await;
+    let app = spawn_app_with(Options {
+        cognito_endpoint: Some(endpoint),
+        ..Options::default()
+    })
+    .await;
+
+    let scoped_elsewhere = app
+        .patch(
+            &app.token(&["eu-support"]),
+            json!({"attributes": {"locale": "en"}}),
+        )
+        .await;
+    let no_roles = app
+        .patch(
+            &app.token(&[]),
+            json!({"attributes": {"custom:probe": "1"}}),
+        )
+        .await;
+
+    scoped_elsewhere.assert_problem(403);
+    no_roles.assert_problem(403);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "Cognito was asked: {:?}",
+        seen.lock().unwrap()
+    );
+}
