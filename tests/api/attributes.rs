@@ -67,16 +67,10 @@ async fn only_a_role_with_verify_rights_may_mark_an_email_verified() {
     let app = spawn_app().await;
 
     let by_support = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"email_verified": "true"}}),
-        )
+        .patch_as(&["support"], json!({"email_verified": "true"}))
         .await;
     let by_admin = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"email_verified": "true"}}),
-        )
+        .patch_as(&["identity-admin"], json!({"email_verified": "true"}))
         .await;
 
     by_support.assert_problem(403);
@@ -89,9 +83,9 @@ async fn a_wildcard_update_grant_never_grants_a_verified_flag() {
     let app = spawn_app().await;
 
     let answer = app
-        .patch(
-            &app.token(&["editor"]),
-            json!({"attributes": {"email_verified": "true", "phone_number_verified": "true", "nickname": "x"}}),
+        .patch_as(
+            &["editor"],
+            json!({"email_verified": "true", "phone_number_verified": "true", "nickname": "x"}),
         )
         .await;
 
@@ -108,9 +102,9 @@ async fn one_roles_deny_beats_another_roles_wildcard_grant() {
     let app = spawn_app().await;
 
     let answer = app
-        .patch(
-            &app.token(&["no-nicknames", "identity-admin"]),
-            json!({"attributes": {"phone_number_verified": "true", "nickname": "x"}}),
+        .patch_as(
+            &["no-nicknames", "identity-admin"],
+            json!({"phone_number_verified": "true", "nickname": "x"}),
         )
         .await;
 
@@ -144,10 +138,7 @@ async fn a_protected_attribute_is_denied_even_to_the_wildcard_role() {
     let app = spawn_app().await;
 
     let answer = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"custom:tenant_id": "t2"}}),
-        )
+        .patch_as(&["identity-admin"], json!({"custom:tenant_id": "t2"}))
         .await;
 
     answer.assert_problem(403);
@@ -185,12 +176,7 @@ async fn a_role_scoped_to_other_pools_does_not_apply_and_does_in_its_own() {
 async fn role_names_are_case_sensitive() {
     let app = spawn_app().await;
 
-    let answer = app
-        .patch(
-            &app.token(&["Support"]),
-            json!({"attributes": {"given_name": "X"}}),
-        )
-        .await;
+    let answer = app.patch_as(&["Support"], json!({"given_name": "X"})).await;
 
     answer.assert_problem(403);
 }
@@ -199,12 +185,7 @@ async fn role_names_are_case_sensitive() {
 async fn an_empty_value_deletes_the_attribute() {
     let app = spawn_app().await;
 
-    let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"given_name": ""}}),
-        )
-        .await;
+    let answer = app.patch_as(&["support"], json!({"given_name": ""})).await;
 
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(
@@ -405,10 +386,7 @@ async fn an_unknown_bare_attribute_is_422_with_a_custom_prefix_hint() {
     let app = spawn_app().await;
 
     let answer = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"tier": "gold"}}),
-        )
+        .patch_as(&["identity-admin"], json!({"tier": "gold"}))
         .await;
 
     answer.assert_problem(422);
@@ -425,11 +403,7 @@ async fn an_unknown_bare_attribute_is_422_with_a_custom_prefix_hint() {
 async fn bad_values_are_422_and_every_one_is_listed_even_for_an_all_powerful_role() {
     let app = spawn_app().await;
 
-    let answer = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"email": "not-an-email", "phone_number": "0044", "email_verified": "yes", "sub": "x"}}),
-        )
+    let answer = app.patch_as(&["identity-admin"], json!({"email": "not-an-email", "phone_number": "0044", "email_verified": "yes", "sub": "x"}))
         .await;
 
     answer.assert_problem(422);

@@ -21,10 +21,7 @@ async fn an_allowed_update_leaves_an_intent_and_an_outcome_with_the_answers_requ
     let app = spawn_app().await;
 
     let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"given_name": "Annie"}}),
-        )
+        .patch_as(&["support"], json!({"given_name": "Annie"}))
         .await;
 
     let records = app.audit_records();
@@ -59,11 +56,8 @@ async fn values_are_stored_only_as_hmacs_that_audit_hash_reproduces() {
     let app = spawn_app().await;
     let secret_value = "very-private-family-name";
 
-    app.patch(
-        &app.token(&["support"]),
-        json!({"attributes": {"family_name": secret_value}}),
-    )
-    .await;
+    app.patch_as(&["support"], json!({"family_name": secret_value}))
+        .await;
 
     assert!(
         !app.audit_text().contains(secret_value),

@@ -46,10 +46,7 @@ async fn a_valid_rs256_token_from_the_jwks_issuer_is_accepted() {
     let app = spawn_app().await;
 
     let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"given_name": "Ok"}}),
-        )
+        .patch_as(&["support"], json!({"given_name": "Ok"}))
         .await;
 
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -342,10 +339,7 @@ async fn when_a_jwks_refetch_fails_the_cached_keys_stay_in_use() {
 
     assert_refused(&app, &stranger).await; // an unknown kid: one refetch, which fails
     let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"given_name": "Cached"}}),
-        )
+        .patch_as(&["support"], json!({"given_name": "Cached"}))
         .await;
 
     assert_eq!(

@@ -471,6 +471,12 @@ impl TestApp {
             .await
     }
 
+    /// PATCHes `{"attributes": attributes}` for `ann` with a fresh token holding `roles`.
+    pub async fn patch_as(&self, roles: &[&str], attributes: Value) -> Answer {
+        self.patch(&self.token(roles), json!({ "attributes": attributes }))
+            .await
+    }
+
     pub async fn patch_to(
         &self,
         pool_id: &str,

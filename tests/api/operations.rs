@@ -25,16 +25,8 @@ async fn healthz_and_readyz_answer_200_when_ready() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_decisions_by_outcome() {
     let app = spawn_app().await;
-    app.patch(
-        &app.token(&["support"]),
-        json!({"attributes": {"given_name": "M"}}),
-    )
-    .await;
-    app.patch(
-        &app.token(&["support"]),
-        json!({"attributes": {"email": "m@x.io"}}),
-    )
-    .await;
+    app.patch_as(&["support"], json!({"given_name": "M"})).await;
+    app.patch_as(&["support"], json!({"email": "m@x.io"})).await;
 
     let metrics = app.get("/metrics").await;
     let text = metrics.body.as_str().unwrap();
@@ -93,12 +85,7 @@ async fn a_cognito_that_does_not_answer_in_time_is_504_and_audited() {
     })
     .await;
 
-    let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"given_name": "T"}}),
-        )
-        .await;
+    let answer = app.patch_as(&["support"], json!({"given_name": "T"})).await;
 
     answer.assert_problem(504);
     assert_eq!(app.audit_records().last().unwrap()["outcome"], "timeout");
@@ -115,12 +102,7 @@ async fn a_cognito_that_cannot_be_reached_is_502_without_internals() {
     })
     .await;
 
-    let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"given_name": "T"}}),
-        )
-        .await;
+    let answer = app.patch_as(&["support"], json!({"given_name": "T"})).await;
 
     answer.assert_problem(502);
     let body = answer.body.to_string();

@@ -47,9 +47,9 @@ async fn an_attribute_the_pool_does_not_have_is_422_even_for_a_role_granted_ever
 
     // Act
     let answer = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"custom:tier": "gold", "given_name": "Changed"}}),
+        .patch_as(
+            &["identity-admin"],
+            json!({"custom:tier": "gold", "given_name": "Changed"}),
         )
         .await;
 
@@ -75,10 +75,7 @@ async fn the_schema_check_comes_before_the_policy_so_an_unknown_attribute_is_not
 
     // Act
     let answer = app
-        .patch(
-            &app.token(&["support"]),
-            json!({"attributes": {"custom:plann": "pro"}}),
-        )
+        .patch_as(&["support"], json!({"custom:plann": "pro"}))
         .await;
 
     // Assert
@@ -201,10 +198,7 @@ async fn with_validate_schema_off_moto_accepts_an_attribute_the_pool_does_not_ha
 
     // Act
     let answer = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"custom:tier": "gold"}}),
-        )
+        .patch_as(&["identity-admin"], json!({"custom:tier": "gold"}))
         .await;
 
     // Assert: this is why the check exists.

@@ -42,10 +42,7 @@ async fn answer_for(
     })
     .await;
     let answer = app
-        .patch(
-            &app.token(&["identity-admin"]),
-            json!({"attributes": {"email": "taken@example.com"}}),
-        )
+        .patch_as(&["identity-admin"], json!({"email": "taken@example.com"}))
         .await;
     assert!(
         !answer.body.to_string().contains(AWS_MESSAGE),
@@ -176,18 +173,8 @@ async fn a_caller_with_no_role_in_the_pool_gets_403_without_attrgate_asking_cogn
     })
     .await;
 
-    let scoped_elsewhere = app
-        .patch(
-            &app.token(&["eu-support"]),
-            json!({"attributes": {"locale": "en"}}),
-        )
-        .await;
-    let no_roles = app
-        .patch(
-            &app.token(&[]),
-            json!({"attributes": {"custom:probe": "1"}}),
-        )
-        .await;
+    let scoped_elsewhere = app.patch_as(&["eu-support"], json!({"locale": "en"})).await;
+    let no_roles = app.patch_as(&[], json!({"custom:probe": "1"})).await;
 
     scoped_elsewhere.assert_problem(403);
     no_roles.assert_problem(403);
