@@ -9,16 +9,28 @@ use crate::helpers::{Options, spawn_app_with};
 
 const AWS_MESSAGE: &str = "internal-aws-message-that-must-not-leak";
 
-/// A Cognito stand-in that answers every call with this error type and status.
-async fn cognito_error_stub(error_type: &'static str, status: u16) -> String {
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
+/// A Cognito stand-in that answers every call with `status` and `body` (AWS JSON 1.1),
+/// and keeps every request body it receives.
+async fn cognito_stub(status: u16, body: String) -> (String, Seen) {
+    let seen = Seen::default();
+    let kept = seen.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = HttpServer::new(move || {
-        App::new().default_service(web::to(move || async move {
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                .insert_header(("content-type", "application/x-amz-json-1.1"))
-                .insert_header(("x-amzn-requestid", "stub-request-id"))
-                .body(json!({"__type": error_type, "message": AWS_MESSAGE}).to_string())
+        let (kept, body) = (kept.clone(), body.clone());
+        App::new().default_service(web::to(move |request: web::Bytes| {
+            let (kept, body) = (kept.clone(), body.clone());
+            async move {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&request).unwrap_or_default());
+                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                    .insert_header(("content-type", "application/x-amz-json-1.1"))
+                    .insert_header(("x-amzn-requestid", "stub-request-id"))
+                    .body(body)
+            }
         }))
     })
     .workers(1)
@@ -26,7 +38,18 @@ async fn cognito_error_stub(error_type: &'static str, status: u16) -> String {
     .unwrap()
     .run();
     tokio::spawn(server);
-    url
+    (url, seen)
+}
+
+/// A Cognito stand-in that answers every call with this error type and status.
+async fn cognito_error_stub(error_type: &'static str, status: u16) -> String {
+    let body = json!({"__type": error_type, "message": AWS_MESSAGE}).to_string();
+    cognito_stub(status, body).await.0
+}
+
+/// A Cognito stand-in that succeeds and keeps every request body it receives.
+async fn recording_stub() -> (String, Seen) {
+    cognito_stub(200, "{}".to_owned()).await
 }
 
 async fn answer_for(
@@ -101,37 +124,6 @@ async fn any_other_cognito_error_is_502() {
         "outcome",
         "the update itself was attempted"
     );
-}
-
-/// A Cognito stand-in that succeeds and keeps every request body it receives.
-async fn recording_stub() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-) {
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = seen.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
-        let kept = kept.clone();
-        App::new().default_service(web::to(move |body: web::Bytes| {
-            let kept = kept.clone();
-            async move {
-                kept.lock()
-                    .unwrap()
-                    .push(serde_json::from_slice(&body).unwrap_or_default());
-                HttpResponse::Ok()
-                    .insert_header(("content-type", "application/x-amz-json-1.1"))
-                    .body("{}")
-            }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
-    (url, seen)
 }
 
 #[tokio::test]
