@@ -183,13 +183,14 @@ pub async fn update_attributes(
     service: web::Data<AttributeService>,
 ) -> Result<HttpResponse, ApiError> {
     let (pool_id, username) = path.into_inner();
+    let request_id = request_id(&req);
+    let mut record = AuditRecord::new(&request_id, Event::Request, &caller, &pool_id, &username);
+    record.policy_revision = service.policy.current().revision().to_owned();
     let mut update = Update {
         service: &service,
-        request_id: request_id(&req),
-        record: AuditRecord::new("", Event::Request, &caller, &pool_id, &username),
+        request_id,
+        record,
     };
-    update.record.request_id = update.request_id.clone();
-    update.record.policy_revision = service.policy.current().revision().to_owned();
     update
         .run(&caller, &pool_id, &username, &req, payload)
         .await
