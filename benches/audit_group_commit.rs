@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use attrgate::audit::{AuditCounters, AuditLog, AuditRecord, AuditStore, ChainHead, Event};
+use attrgate::audit::{
+    AuditCounters, AuditLog, AuditRecord, AuditStore, ChainHead, Event, Outcome,
+};
 use attrgate::auth::Caller;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use prometheus::IntCounter;
@@ -29,7 +31,7 @@ fn record(i: usize) -> AuditRecord {
     );
     record.attributes = vec!["given_name".into()];
     record.values.insert("given_name".into(), "0".repeat(64));
-    record.outcome = "pending".into();
+    record.outcome = Outcome::Pending;
     record
 }
 
@@ -144,12 +146,7 @@ fn audit_durability(c: &mut Criterion) {
             .write(true)
             .open(&ceiling_path)
             .unwrap();
-        let ceiling = AuditLog::start(
-            NoSync(ceiling_file),
-            ChainHead::default(),
-            counters.clone(),
-            None,
-        );
+        let ceiling = AuditLog::start(NoSync(ceiling_file), ChainHead::default(), counters.clone());
         group.bench_with_input(
             BenchmarkId::new("no_fsync_ceiling", writers),
             &writers,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::audit::{ValueHasher, verify_file};
-use crate::cognito::{CognitoDirectory, DirectoryErrorKind, UserDirectory};
+use crate::cognito::{CognitoDirectory, DirectoryErrorKind, SchemaReader};
 use crate::config::Settings;
 use crate::input::PoolId;
 use crate::policy;
@@ -232,10 +232,13 @@ async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Pat
             ));
         }
     };
-    if let Err(error) = policy::Policy::parse(&source) {
-        print_errors(file, &error);
-        return ExitCode::FAILURE;
-    }
+    let compiled = match policy::Policy::parse(&source) {
+        Ok(compiled) => compiled,
+        Err(error) => {
+            print_errors(file, &error);
+            return ExitCode::FAILURE;
+        }
+    };
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
@@ -259,13 +262,7 @@ async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Pat
         .iter()
         .map(|attribute| (attribute.name.as_str(), attribute.mutable))
         .collect();
-    let report = match policy::lint(&source, pool.as_str(), &attributes) {
-        Ok(report) => report,
-        Err(error) => {
-            print_errors(file, &error);
-            return ExitCode::FAILURE;
-        }
-    };
+    let report = policy::lint(&compiled, pool.as_str(), &attributes);
     let name = file.display().to_string();
     let mut listing: Vec<(&policy::PolicyDiagnostic, &str)> = report
         .problems

@@ -1,10 +1,13 @@
-//! The AWS boundary: a small `UserDirectory` trait and its Cognito SDK implementation.
-//! Maps SDK errors into `DirectoryError`; AWS messages never leave this module.
-//! Must not depend on routes, policy or audit.
+//! The AWS boundary: two small traits, `SchemaReader` (the pool's schema) and
+//! `UserWriter` (the update), and their Cognito SDK implementation. Maps SDK errors into
+//! `DirectoryError`; AWS messages never leave this module. Every call is timed here.
+//! Must not depend on routes or the update service; it uses `policy::AllowedChanges` and
+//! `audit::IntentReceipt` only as the capability types an update requires.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::RwLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -16,18 +19,25 @@ use aws_sdk_cognitoidentityprovider::operation::admin_update_user_attributes::Ad
 use aws_sdk_cognitoidentityprovider::operation::describe_user_pool::DescribeUserPoolError as DescribeError;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use futures_util::future::BoxFuture;
+use prometheus::HistogramVec;
 
+use crate::audit::IntentReceipt;
 use crate::config::CognitoSettings;
-use crate::input::{AttributeChanges, PoolId, Username};
+use crate::input::{PoolId, Username};
+use crate::policy::AllowedChanges;
 use crate::schema::{PoolSchema, SchemaAttribute};
 
 /// At most this many regions keep a cached SDK client.
 const MAX_CACHED_REGIONS: usize = 64;
 
+/// One update: the write capability (`changes` and `intent`) and where it applies.
 pub struct UpdateRequest<'a> {
     pub pool_id: &'a PoolId,
     pub username: &'a Username,
-    pub attributes: &'a AttributeChanges,
+    /// What the policy allowed; nothing else can be written.
+    pub changes: &'a AllowedChanges,
+    /// Proof that the intent record is on disk.
+    pub intent: &'a IntentReceipt,
     pub client_metadata: &'a BTreeMap<String, String>,
 }
 
@@ -58,13 +68,9 @@ pub enum DirectoryErrorKind {
     Upstream,
 }
 
-/// Where user attributes live. The SDK implementation talks to Cognito; unit tests fake it.
-pub trait UserDirectory: Send + Sync {
-    fn update_attributes<'a>(
-        &'a self,
-        request: UpdateRequest<'a>,
-    ) -> BoxFuture<'a, Result<Updated, DirectoryError>>;
-
+/// Reads a pool's attribute schema. The SDK implementation talks to Cognito; unit
+/// tests fake it.
+pub trait SchemaReader: Send + Sync {
     /// The pool's attribute schema (DescribeUserPool); `PoolNotFound` if there is no such pool.
     fn describe_pool<'a>(
         &'a self,
@@ -72,11 +78,21 @@ pub trait UserDirectory: Send + Sync {
     ) -> BoxFuture<'a, Result<PoolSchema, DirectoryError>>;
 }
 
+/// Writes a user's attributes: only with what the policy allowed and a durable intent.
+pub trait UserWriter: Send + Sync {
+    fn update_attributes<'a>(
+        &'a self,
+        request: UpdateRequest<'a>,
+    ) -> BoxFuture<'a, Result<Updated, DirectoryError>>;
+}
+
 /// Cognito through the AWS SDK: one client per region, built on first use.
 pub struct CognitoDirectory {
     base: SdkConfig,
     settings: CognitoSettings,
     clients: RwLock<HashMap<String, Client>>,
+    /// Cognito call latency by operation and result, when metrics are kept.
+    seconds: Option<HistogramVec>,
 }
 
 impl CognitoDirectory {
@@ -86,10 +102,35 @@ impl CognitoDirectory {
             base,
             settings,
             clients: RwLock::new(HashMap::new()),
+            seconds: None,
         }
     }
 
-    pub fn client_for(&self, pool_id: &PoolId) -> Client {
+    /// Times every call in `seconds` (labels: operation, result).
+    #[must_use]
+    pub fn timed_by(mut self, seconds: HistogramVec) -> Self {
+        self.seconds = Some(seconds);
+        self
+    }
+
+    /// Runs one Cognito call and records how long it took and how it ended.
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, DirectoryError>>,
+    ) -> Result<T, DirectoryError> {
+        let started = Instant::now();
+        let result = call.await;
+        if let Some(seconds) = &self.seconds {
+            let label = result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok");
+            seconds
+                .with_label_values(&[operation, label])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    fn client_for(&self, pool_id: &PoolId) -> Client {
         let region = self
             .settings
             .region
@@ -119,14 +160,15 @@ impl CognitoDirectory {
     }
 }
 
-impl UserDirectory for CognitoDirectory {
+impl UserWriter for CognitoDirectory {
     fn update_attributes<'a>(
         &'a self,
         request: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<Updated, DirectoryError>> {
-        Box::pin(async move {
+        Box::pin(self.timed("AdminUpdateUserAttributes", async move {
+            debug_assert!(!request.intent.request_id().is_empty());
             let attributes = request
-                .attributes
+                .changes
                 .as_map()
                 .iter()
                 .map(|(name, value)| AttributeType::builder().name(name).value(value).build())
@@ -147,14 +189,16 @@ impl UserDirectory for CognitoDirectory {
             Ok(Updated {
                 request_id: output.request_id().map(str::to_owned),
             })
-        })
+        }))
     }
+}
 
+impl SchemaReader for CognitoDirectory {
     fn describe_pool<'a>(
         &'a self,
         pool_id: &'a PoolId,
     ) -> BoxFuture<'a, Result<PoolSchema, DirectoryError>> {
-        Box::pin(async move {
+        Box::pin(self.timed("DescribeUserPool", async move {
             let output = self
                 .client_for(pool_id)
                 .describe_user_pool()
@@ -176,7 +220,7 @@ impl UserDirectory for CognitoDirectory {
                 })
                 .collect();
             Ok(PoolSchema::new(attributes))
-        })
+        }))
     }
 }
 

@@ -7,7 +7,9 @@ use std::sync::LazyLock;
 use regex::Regex;
 use validator::ValidateEmail;
 
-use crate::error::FieldError;
+use crate::attribute::{IMMUTABLE_ATTRIBUTE, NAME_PREFIXES, STANDARD_ATTRIBUTES};
+use crate::suggest::closest;
+use crate::wire::FieldError;
 
 pub const MAX_ATTRIBUTES: usize = 50;
 pub const MAX_VALUE_CHARS: usize = 2048;
@@ -15,33 +17,15 @@ pub const MAX_NAME_CHARS: usize = 32;
 pub const MAX_POOL_ID_CHARS: usize = 55;
 pub const MAX_USERNAME_CHARS: usize = 128;
 
-/// Cognito's standard attributes that a caller may name (`sub` is not among them).
-pub const STANDARD_ATTRIBUTES: &[&str] = &[
-    "address",
-    "birthdate",
-    "email",
-    "family_name",
-    "gender",
-    "given_name",
-    "locale",
-    "middle_name",
-    "name",
-    "nickname",
-    "phone_number",
-    "picture",
-    "preferred_username",
-    "profile",
-    "updated_at",
-    "website",
-    "zoneinfo",
-    "email_verified",
-    "phone_number_verified",
-];
-
 static POOL_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[\w-]+_[0-9a-zA-Z]+$").expect("static regex"));
 static E164: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\+[0-9]{1,15}$").expect("static regex"));
+
+/// A query string into `Q`; the error names the parameter, never its value.
+pub(crate) fn parse_query<Q: serde::de::DeserializeOwned>(query: &str) -> Result<Q, String> {
+    serde_urlencoded::from_str(query).map_err(|error| format!("Query deserialize error: {error}"))
+}
 
 /// A user pool id such as `us-east-1_AbC123`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +113,6 @@ impl AttributeChanges {
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
-
-    pub fn names(&self) -> Vec<String> {
-        self.0.keys().cloned().collect()
-    }
 }
 
 fn check_name(name: &str) -> Result<(), String> {
@@ -142,7 +122,7 @@ fn check_name(name: &str) -> Result<(), String> {
             "attribute names are 1 to {MAX_NAME_CHARS} characters"
         ));
     }
-    if name == "sub" {
+    if name == IMMUTABLE_ATTRIBUTE {
         return Err("sub is never writable".to_owned());
     }
     if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -151,7 +131,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if STANDARD_ATTRIBUTES.contains(&name) {
         return Ok(());
     }
-    for prefix in ["custom:", "dev:"] {
+    for prefix in NAME_PREFIXES {
         if let Some(rest) = name.strip_prefix(prefix) {
             return if rest.is_empty() {
                 Err(format!("'{prefix}' must be followed by a name"))
@@ -165,30 +145,10 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// A hint for an unknown bare name: a standard attribute it resembles, else `custom:<name>`.
 fn suggest(name: &str) -> String {
-    let lower = name.to_lowercase();
-    let closest = STANDARD_ATTRIBUTES
-        .iter()
-        .map(|candidate| (edit_distance(&lower, candidate), *candidate))
-        .min();
-    match closest {
-        Some((distance, candidate)) if distance <= 2 => format!("did you mean {candidate}?"),
-        _ => format!("did you mean custom:{name}?"),
+    match closest(&name.to_lowercase(), STANDARD_ATTRIBUTES.iter().copied()) {
+        Some(candidate) => format!("did you mean {candidate}?"),
+        None => format!("did you mean custom:{name}?"),
     }
-}
-
-/// Levenshtein distance, for "did you mean" hints.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
 }
 
 fn check_value(name: &str, value: &str) -> Result<(), String> {

@@ -11,9 +11,13 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, Type};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
-use crate::error::{ApiError, DeniedAttribute, ErrorKind, FieldError, PROBLEM_JSON, Problem};
-use crate::policy::{ConstraintView, Permissions, RolePermissions};
+use crate::auth::AuthError;
+use crate::cognito::{DirectoryError, DirectoryErrorKind};
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::policy::{ConstraintView, DenialCode, Permissions, RolePermissions};
 use crate::routes::{attributes, health, permissions};
+use crate::update::UpdateAttributesRequest;
+use crate::wire::{DeniedAttribute, FieldError, Problem};
 
 /// The document's introduction: what a client author must know before the first call.
 const DESCRIPTION: &str = r#"attrgate lets internal services update Amazon Cognito user attributes, but only the
@@ -52,11 +56,12 @@ const EXAMPLE_REQUEST_ID: &str = "5f0c6a8e-3b1d-4c2a-9e57-2d4b8f1a7c60";
     servers((url = "/", description = "This attrgate")),
     paths(attributes::update_attributes, permissions::get_permissions, health::healthz, health::readyz, health::metrics),
     components(schemas(
-        attributes::UpdateAttributesRequest,
+        UpdateAttributesRequest,
         attributes::UpdateAttributesResponse,
         Problem,
         FieldError,
         DeniedAttribute,
+        DenialCode,
         health::Readiness,
         Permissions,
         RolePermissions,
@@ -120,7 +125,8 @@ impl Modify for ProblemDetails {
                         continue;
                     };
                     for (name, summary, error) in problem_examples(&operation_id, status) {
-                        let value = serde_json::to_value(error.problem()).expect("serialises");
+                        let value = serde_json::to_value(error.problem(EXAMPLE_REQUEST_ID))
+                            .expect("serialises");
                         let example = ExampleBuilder::new().summary(summary).value(Some(value));
                         content
                             .examples
@@ -170,164 +176,130 @@ fn response_headers(status: u16) -> Vec<(&'static str, utoipa::openapi::header::
     headers
 }
 
-/// Named example answers for one operation and status, as the gateway writes them.
+/// Named example answers for one operation and status, built with the same named
+/// constructors (and `From` conversions) the gateway answers with.
 fn problem_examples(
     operation_id: &str,
     status: u16,
 ) -> Vec<(&'static str, &'static str, ApiError)> {
-    let problem = |kind: ErrorKind, detail: &str| ApiError::new(kind, detail, EXAMPLE_REQUEST_ID);
     let field = FieldError::new;
+    let upstream = |kind| {
+        ApiError::from(DirectoryError {
+            kind,
+            code: "Example".into(),
+            request_id: None,
+        })
+    };
     let keys_not_fetched = (
         "keys_not_fetched",
         "The token issuer's keys are not fetched yet",
-        problem(
-            ErrorKind::ServiceUnavailable,
-            "the issuer's signing keys have not been fetched yet; retry shortly",
-        ),
+        ApiError::keys_unavailable(),
     );
     match (operation_id, status) {
         ("getPermissions", 400) => vec![(
             "missing_pool_id",
             "No pool_id",
-            problem(
-                ErrorKind::BadRequest(vec![field(
-                    "query",
-                    "Query deserialize error: missing field `pool_id`",
-                )]),
-                "pass ?pool_id=<pool id>",
-            ),
+            ApiError::permissions_query("Query deserialize error: missing field `pool_id`"),
         )],
         ("getPermissions", 422) => vec![(
             "bad_pool_id",
             "A malformed pool id",
-            problem(
-                ErrorKind::Unprocessable(vec![field(
-                    "pool_id",
-                    "must look like <region>_<id> (letters, digits, '-' and '_'), at most 55 characters",
-                )]),
-                "invalid pool id",
+            ApiError::invalid_pool_id(
+                crate::input::PoolId::parse("no pool").expect_err("an invalid pool id"),
             ),
         )],
         (_, 400) => vec![
             (
                 "unknown_field",
                 "An unknown field",
-                problem(
-                    ErrorKind::BadRequest(vec![field(
-                        "body",
-                        "unknown field `attribute`, expected `attributes` or `client_metadata` at line 1 column 12",
-                    )]),
-                    "the body is not a valid update request",
+                ApiError::invalid_body(
+                    "unknown field `attribute`, expected `attributes` or `client_metadata` at line 1 column 12",
                 ),
             ),
             (
                 "no_attributes",
                 "An empty attributes map",
-                problem(
-                    ErrorKind::BadRequest(vec![field(
-                        "attributes",
-                        "must name at least one attribute",
-                    )]),
-                    "no attributes to update",
-                ),
+                ApiError::no_attributes(),
             ),
         ],
         (_, 401) => vec![(
             "expired",
             "An expired token",
-            problem(ErrorKind::Unauthorized, "the token has expired"),
+            ApiError::from(AuthError::Expired),
         )],
         (_, 403) => vec![(
             "denied",
             "Two of three attributes denied; nothing was written",
-            problem(
-                ErrorKind::Forbidden(vec![
+            ApiError::denied(
+                vec![
                     DeniedAttribute {
                         attribute: "custom:tenant_id".into(),
+                        code: DenialCode::Protected,
                         reason: r#"protected by the policy (glob "custom:tenant_id")"#.into(),
                     },
                     DeniedAttribute {
                         attribute: "email_verified".into(),
+                        code: DenialCode::NoVerifyGrant,
                         reason: "no applicable role may mark email as verified".into(),
                     },
-                ]),
-                "the policy denies 2 of 3 attribute(s); nothing was written",
+                ],
+                3,
             ),
         )],
         (_, 404) => vec![(
             "no_user",
             "No such user",
-            problem(ErrorKind::NotFound, "the user does not exist in this pool"),
+            upstream(DirectoryErrorKind::UserNotFound),
         )],
         (_, 409) => vec![(
             "alias_exists",
             "The email is another user's alias",
-            problem(
-                ErrorKind::Conflict,
-                "another user already has this email or phone number as an alias",
-            ),
+            upstream(DirectoryErrorKind::AliasExists),
         )],
         (_, 413) => vec![(
             "too_large",
             "A body over the limit",
-            problem(ErrorKind::PayloadTooLarge, "the body is over 16384 bytes"),
+            ApiError::payload_too_large(16384),
         )],
         (_, 415) => vec![(
             "not_json",
             "A body that is not JSON",
-            problem(
-                ErrorKind::UnsupportedMediaType,
-                "the body must be application/json",
-            ),
+            ApiError::unsupported_media_type(),
         )],
         (_, 422) => vec![(
             "input_rules",
             "Names and values that break the input rules",
-            problem(
-                ErrorKind::Unprocessable(vec![
-                    field("attributes.email_verified", r#"must be "true" or "false""#),
-                    field(
-                        "attributes.tier",
-                        "unknown attribute 'tier': did you mean custom:tier?",
-                    ),
-                ]),
-                "2 input rule(s) broken; nothing was written",
-            ),
+            ApiError::input_rules(vec![
+                field("attributes.email_verified", r#"must be "true" or "false""#),
+                field(
+                    "attributes.tier",
+                    "unknown attribute 'tier': did you mean custom:tier?",
+                ),
+            ]),
         )],
         (_, 429) => vec![(
             "throttled",
             "Too many requests from this caller",
-            problem(
-                ErrorKind::TooManyRequests {
-                    retry_after_secs: 1,
-                },
-                "too many requests from this caller",
-            ),
+            ApiError::caller_throttled(1),
         )],
         (_, 502) => vec![(
             "upstream",
             "Cognito failed",
-            problem(
-                ErrorKind::BadGateway,
-                "Cognito could not complete the request; the audit log has the details",
-            ),
+            upstream(DirectoryErrorKind::Upstream),
         )],
         ("getPermissions", 503) => vec![keys_not_fetched],
         (_, 503) => vec![
             (
                 "audit_unavailable",
                 "The audit log cannot be written",
-                problem(
-                    ErrorKind::ServiceUnavailable,
-                    "the audit log cannot be written, so nothing was changed; retry later",
-                ),
+                ApiError::audit_unavailable(),
             ),
             keys_not_fetched,
         ],
         (_, 504) => vec![(
             "timeout",
             "Cognito did not answer in time",
-            problem(ErrorKind::GatewayTimeout, "Cognito did not answer in time"),
+            upstream(DirectoryErrorKind::Timeout),
         )],
         _ => Vec::new(),
     }

@@ -1,10 +1,11 @@
 //! A user pool's attribute schema (from DescribeUserPool) and the check of a request's
 //! attribute names against it: a name the pool does not have, or an immutable one, is an
 //! input error (422) before the policy and before Cognito. Pure: no actix, aws, tokio
-//! or filesystem; depends only on `input` and `error`.
+//! or filesystem; depends only on `input`, `attribute` and `wire`.
 
-use crate::error::FieldError;
-use crate::input::{AttributeChanges, STANDARD_ATTRIBUTES, edit_distance};
+use crate::attribute::{STANDARD_ATTRIBUTES, pool_hint};
+use crate::input::AttributeChanges;
+use crate::wire::FieldError;
 
 /// One attribute as the pool's schema lists it (custom ones as `custom:<name>`,
 /// developer-only ones as `dev:custom:<name>`).
@@ -85,19 +86,10 @@ impl PoolSchema {
         }
     }
 
-    /// The pool's attribute that `name` most likely meant: the developer-only form of a
-    /// custom attribute, else a close spelling.
+    /// The pool's attribute that `name` most likely meant.
     fn hint(&self, name: &str) -> Option<String> {
-        let names = || self.attributes.iter().map(|a| a.name.as_str());
-        let developer = format!("dev:{name}");
-        if names().any(|candidate| candidate == developer) {
-            return Some(developer);
-        }
-        names()
-            .map(|candidate| (edit_distance(name, candidate), candidate))
-            .filter(|&(distance, _)| distance <= 2)
-            .min()
-            .map(|(_, candidate)| candidate.to_owned())
+        let names: Vec<&str> = self.attributes.iter().map(|a| a.name.as_str()).collect();
+        pool_hint(name, &names)
     }
 }
 

@@ -1,46 +1,37 @@
-//! Each pool's schema, fetched through `UserDirectory::describe_pool` and kept for a TTL.
+//! Each pool's schema, fetched through `SchemaReader::describe_pool` and kept for a TTL.
 //! Concurrent requests for one pool share a single fetch; failures are not cached.
-//! Depends on `cognito` and `schema`; used by the attribute route.
+//! Depends on `cognito` and `schema`; used by the update service.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus::HistogramVec;
-
-use crate::cognito::{DirectoryError, UserDirectory};
-use crate::error::FieldError;
+use crate::cognito::{DirectoryError, SchemaReader};
 use crate::input::{AttributeChanges, PoolId};
 use crate::schema::PoolSchema;
+use crate::wire::FieldError;
 
 /// How old a cached schema must be before a request naming an attribute it lacks
 /// fetches it again: a custom attribute added to the pool works within this time,
 /// yet unknown names cannot make attrgate call DescribeUserPool more often than this.
-pub const RECHECK_AFTER: Duration = Duration::from_secs(30);
+const RECHECK_AFTER: Duration = Duration::from_secs(30);
 
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Arc<PoolSchema>)>>>;
 
-pub struct SchemaCache {
-    directory: Arc<dyn UserDirectory>,
+pub(crate) struct SchemaCache {
+    directory: Arc<dyn SchemaReader>,
     ttl: Duration,
     recheck_after: Duration,
     slots: Mutex<HashMap<String, Slot>>,
-    cognito_seconds: HistogramVec,
 }
 
 impl SchemaCache {
-    /// `cognito_seconds` is the Cognito latency histogram (labels: operation, result).
-    pub fn new(
-        directory: Arc<dyn UserDirectory>,
-        ttl: Duration,
-        cognito_seconds: HistogramVec,
-    ) -> Self {
+    pub(crate) fn new(directory: Arc<dyn SchemaReader>, ttl: Duration) -> Self {
         Self {
             directory,
             ttl,
             recheck_after: RECHECK_AFTER,
             slots: Mutex::new(HashMap::new()),
-            cognito_seconds,
         }
     }
 
@@ -49,7 +40,7 @@ impl SchemaCache {
     /// # Errors
     /// The outer error: the schema could not be fetched (e.g. no such pool). The inner
     /// one: the names the pool lacks or cannot change, one field error each.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         pool: &PoolId,
         changes: &AttributeChanges,
@@ -70,7 +61,7 @@ impl SchemaCache {
     ///
     /// # Errors
     /// DescribeUserPool failed; nothing is cached.
-    pub async fn schema(
+    pub(crate) async fn schema(
         &self,
         pool: &PoolId,
         max_age: Duration,
@@ -88,13 +79,7 @@ impl SchemaCache {
         {
             return Ok(schema.clone());
         }
-        let started = Instant::now();
-        let result = self.directory.describe_pool(pool).await;
-        let label = result.as_ref().map_or_else(|e| e.code.as_str(), |_| "ok");
-        self.cognito_seconds
-            .with_label_values(&["DescribeUserPool", label])
-            .observe(started.elapsed().as_secs_f64());
-        match result {
+        match self.directory.describe_pool(pool).await {
             Ok(schema) => {
                 let schema = Arc::new(schema);
                 *cached = Some((Instant::now(), schema.clone()));
@@ -125,10 +110,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use futures_util::future::BoxFuture;
-    use prometheus::HistogramOpts;
 
     use super::*;
-    use crate::cognito::{DirectoryErrorKind, UpdateRequest, Updated};
+    use crate::cognito::DirectoryErrorKind;
     use crate::schema::SchemaAttribute;
 
     /// A directory whose pool gains `custom:late` after the first DescribeUserPool.
@@ -137,14 +121,7 @@ mod tests {
         describes: AtomicUsize,
     }
 
-    impl UserDirectory for FakeDirectory {
-        fn update_attributes<'a>(
-            &'a self,
-            _request: UpdateRequest<'a>,
-        ) -> BoxFuture<'a, Result<Updated, DirectoryError>> {
-            unreachable!("the schema cache never writes")
-        }
-
+    impl SchemaReader for FakeDirectory {
         fn describe_pool<'a>(
             &'a self,
             pool_id: &'a PoolId,
@@ -175,12 +152,7 @@ mod tests {
 
     fn cache(ttl: Duration) -> (SchemaCache, Arc<FakeDirectory>) {
         let directory = Arc::new(FakeDirectory::default());
-        let histogram =
-            HistogramVec::new(HistogramOpts::new("t", "t"), &["operation", "result"]).unwrap();
-        (
-            SchemaCache::new(directory.clone(), ttl, histogram),
-            directory,
-        )
+        (SchemaCache::new(directory.clone(), ttl), directory)
     }
 
     fn pool(id: &str) -> PoolId {

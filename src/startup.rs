@@ -6,27 +6,29 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{App, HttpMessage, HttpResponse, HttpServer, web};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
 use aws_config::{BehaviorVersion, SdkConfig};
 use secrecy::SecretString;
-use tracing_actix_web::{RequestId, TracingLogger};
+use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::audit::{AuditCounters, AuditError, AuditLog, KeyError, ValueHasher};
 use crate::auth::{REFETCH_INTERVAL, Verifier};
-use crate::cognito::{CognitoDirectory, UserDirectory};
+use crate::cognito::CognitoDirectory;
 use crate::config::{ConfigError, Settings};
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
+use crate::middleware;
 use crate::openapi::ApiDoc;
 use crate::policy_reload::PolicyReloader;
 use crate::policy_source::{LoadError, PolicySource};
-use crate::routes::{self, attributes::AttributeService};
+use crate::routes;
 use crate::schema_cache::SchemaCache;
+use crate::update::UpdateService;
 
 /// How often every JWKS is fetched again, to pick up rotated keys before they are used.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -60,27 +62,26 @@ pub struct Application {
     server: Server,
 }
 
-impl Application {
-    /// Builds with AWS credentials from the standard chain and secrets from the environment.
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Self::build_with(settings, aws, &|name| std::env::var(name).ok()).await
-    }
+/// Everything the server needs, built once from the settings.
+struct Dependencies {
+    routes: Routes,
+    reloader: PolicyReloader,
+}
 
-    /// Builds with a given AWS base config (credentials) and secret lookup.
-    pub async fn build_with(
-        settings: Settings,
+impl Dependencies {
+    async fn build(
+        settings: &Settings,
         aws: SdkConfig,
         secrets: &SecretLookup,
     ) -> Result<Self, StartupError> {
-        let policy = web::Data::new(PolicySource::load(&settings.policy_file)?);
+        let policy = Arc::new(PolicySource::load(&settings.policy_file)?);
         let hasher = ValueHasher::from_env_value(
             &settings.audit.hmac_key_env,
             secrets(&settings.audit.hmac_key_env),
         )?;
         let metrics = Arc::new(Metrics::new());
         metrics.set_policy_revision(None, policy.current().revision());
-        let reloader = PolicyReloader::new(policy.clone().into_inner(), metrics.clone());
+        let reloader = PolicyReloader::new(policy.clone(), metrics.clone());
         let audit = AuditLog::open(
             &settings.audit.path,
             settings.audit.rotate_bytes,
@@ -101,21 +102,20 @@ impl Application {
             REFETCH_INTERVAL,
             |name| secrets(name).map(SecretString::from),
         )?);
-        spawn_jwks_refresh(&verifier);
-
-        let directory: Arc<dyn UserDirectory> =
-            Arc::new(CognitoDirectory::new(aws, settings.cognito.clone()));
+        let cognito = Arc::new(
+            CognitoDirectory::new(aws, settings.cognito.clone())
+                .timed_by(metrics.cognito_seconds.clone()),
+        );
         let schemas = settings.cognito.validate_schema.then(|| {
             SchemaCache::new(
-                directory.clone(),
+                cognito.clone(),
                 Duration::from_secs(settings.cognito.schema_ttl_seconds),
-                metrics.cognito_seconds.clone(),
             )
         });
-        let service = web::Data::new(AttributeService {
-            policy: policy.clone().into_inner(),
+        let updates = web::Data::new(UpdateService {
+            policy: policy.clone(),
             audit: audit.clone(),
-            directory,
+            writer: cognito,
             schemas,
             hasher,
             metrics: metrics.clone(),
@@ -125,94 +125,40 @@ impl Application {
             ),
             max_body_bytes: settings.max_body_bytes,
         });
-        let audit = web::Data::new(audit);
-        let metrics = web::Data::from(metrics);
+        let routes = Routes {
+            policy: web::Data::from(policy),
+            audit: web::Data::new(audit),
+            verifier,
+            metrics: web::Data::from(metrics),
+            updates,
+        };
+        Ok(Self { routes, reloader })
+    }
+}
 
-        let listener = TcpListener::bind(settings.listen).map_err(|source| StartupError::Bind {
+impl Application {
+    /// Builds with AWS credentials from the standard chain and secrets from the environment.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let aws = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::build_with(settings, aws, &|name| std::env::var(name).ok()).await
+    }
+
+    /// Builds with a given AWS base config (credentials) and secret lookup.
+    pub async fn build_with(
+        settings: Settings,
+        aws: SdkConfig,
+        secrets: &SecretLookup,
+    ) -> Result<Self, StartupError> {
+        let Dependencies { routes, reloader } =
+            Dependencies::build(&settings, aws, secrets).await?;
+        spawn_jwks_refresh(&routes.verifier);
+        let bind_error = |source| StartupError::Bind {
             address: settings.listen.to_string(),
             source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                address: settings.listen.to_string(),
-                source,
-            })?
-            .port();
-        let openapi = ApiDoc::openapi();
-        let server = HttpServer::new(move || {
-            let metrics_for_requests = metrics.clone();
-            App::new()
-                .wrap_fn(move |req, srv| {
-                    let metrics = metrics_for_requests.clone();
-                    // A fixed label set: a client must not be able to mint new series.
-                    let method: &'static str = match req.method().as_str() {
-                        "GET" => "GET",
-                        "HEAD" => "HEAD",
-                        "POST" => "POST",
-                        "PUT" => "PUT",
-                        "PATCH" => "PATCH",
-                        "DELETE" => "DELETE",
-                        "OPTIONS" => "OPTIONS",
-                        _ => "other",
-                    };
-                    let fut = srv.call(req);
-                    async move {
-                        let mut res = fut.await?;
-                        let route = res
-                            .request()
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".into());
-                        // One access line per request, inside its span (so it carries the request_id).
-                        tracing::info!(%route, %method, status = res.status().as_u16(), "request handled");
-                        metrics
-                            .http_requests
-                            .with_label_values(&[
-                                route.as_str(),
-                                method,
-                                res.status().as_str(),
-                            ])
-                            .inc();
-                        let id = res
-                            .request()
-                            .extensions()
-                            .get::<RequestId>()
-                            .map(ToString::to_string);
-                        if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-                            res.headers_mut()
-                                .insert(HeaderName::from_static("x-request-id"), value);
-                        }
-                        Ok(res)
-                    }
-                })
-                .wrap(TracingLogger::default())
-                .app_data(policy.clone())
-                .app_data(audit.clone())
-                .app_data(verifier.clone())
-                .app_data(metrics.clone())
-                .app_data(service.clone())
-                .configure(routes::configure)
-                .service(
-                    SwaggerUi::new("/docs/{_:.*}")
-                        .url("/openapi.json", openapi.clone())
-                        .config(crate::openapi::swagger_ui_config()),
-                )
-                .route(
-                    "/docs",
-                    web::get().to(|| async {
-                        HttpResponse::PermanentRedirect()
-                            .insert_header(("Location", "/docs/"))
-                            .finish()
-                    }),
-                )
-                .default_service(web::to(not_found))
-        })
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            address: settings.listen.to_string(),
-            source,
-        })?
-        .run();
+        };
+        let listener = TcpListener::bind(settings.listen).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let server = serve(listener, routes).map_err(bind_error)?;
         reloader.spawn();
         Ok(Self { port, server })
     }
@@ -226,12 +172,52 @@ impl Application {
     }
 }
 
-async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        "no such route",
-        crate::auth::request_id(&req),
-    ))
+/// The shared state the routes take as `web::Data`, each registered once.
+#[derive(Clone)]
+struct Routes {
+    policy: web::Data<PolicySource>,
+    audit: web::Data<AuditLog>,
+    verifier: web::Data<Verifier>,
+    metrics: web::Data<Metrics>,
+    updates: web::Data<UpdateService>,
+}
+
+/// Starts the HTTP server on `listener` with every route and the middleware.
+fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<Server> {
+    let openapi = ApiDoc::openapi();
+    let server = HttpServer::new(move || {
+        let routes = routes.clone();
+        App::new()
+            .wrap(from_fn(middleware::edge))
+            .wrap(TracingLogger::default())
+            .app_data(routes.policy)
+            .app_data(routes.audit)
+            .app_data(routes.verifier)
+            .app_data(routes.metrics)
+            .app_data(routes.updates)
+            .configure(routes::configure)
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", openapi.clone())
+                    .config(crate::openapi::swagger_ui_config()),
+            )
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }),
+            )
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::no_route())
 }
 
 fn spawn_jwks_refresh(verifier: &web::Data<Verifier>) {

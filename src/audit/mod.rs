@@ -7,9 +7,13 @@ mod record;
 mod writer;
 
 pub use chain::{GENESIS_HASH, VerifyError, VerifySummary, verify_file, verify_lines};
-pub use record::{AuditRecord, DecisionRecord, Event, KeyError, ValueHasher, now_rfc3339};
+pub use record::{
+    AuditRecord, CallerRecord, DecisionRecord, Event, KeyError, MAX_RECORDED_ROLES, Outcome,
+    ValueHasher, now_rfc3339,
+};
 pub use writer::{
-    AuditCounters, AuditLog, AuditStore, ChainHead, FileStore, rotated_files, rotated_name,
+    AuditCounters, AuditLog, AuditStore, ChainHead, FileStore, IntentReceipt, rotated_files,
+    rotated_name,
 };
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -8,12 +8,16 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::auth::Caller;
-use crate::error::{DeniedAttribute, FieldError};
+use crate::wire::{DeniedAttribute, FieldError};
 
 /// The shortest audit HMAC key accepted, in bytes.
 pub const MIN_KEY_BYTES: usize = 32;
-/// Caller-supplied strings (username, pool id) are cut to this many characters in records.
+/// Caller-supplied strings (username, pool id, token claims) are cut to this many
+/// characters in records.
 const MAX_ECHO_CHARS: usize = 256;
+/// A record names at most this many of the caller's roles and counts the rest, so that
+/// no record grows with the size of a token's claims.
+pub const MAX_RECORDED_ROLES: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,6 +28,78 @@ pub enum Event {
     Intent,
     /// What Cognito answered to an intent.
     Outcome,
+}
+
+/// What a record says of its request's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Cognito applied the update.
+    Updated,
+    /// The policy denied at least one attribute.
+    Denied,
+    /// The request broke an input rule.
+    Invalid,
+    /// A dry run that the policy allowed; Cognito was not called.
+    DryRun,
+    /// An intent: written before Cognito is called.
+    Pending,
+    /// Refused by attrgate's own limits.
+    Throttled,
+    /// Cognito failed: its error code, or a local label such as `timeout`.
+    Upstream(String),
+}
+
+impl Outcome {
+    /// The word written to the record and used as the metric label.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Updated => "updated",
+            Self::Denied => "denied",
+            Self::Invalid => "invalid",
+            Self::DryRun => "dry_run",
+            Self::Pending => "pending",
+            Self::Throttled => "throttled",
+            Self::Upstream(code) => code,
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The caller as a record names it: at most [`MAX_RECORDED_ROLES`] roles, then a count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallerRecord {
+    pub iss: String,
+    pub sub: String,
+    pub roles: Vec<String>,
+    /// How many more roles the token carried than `roles` lists.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub roles_omitted: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
+}
+
+impl From<&Caller> for CallerRecord {
+    fn from(caller: &Caller) -> Self {
+        Self {
+            iss: truncate(&caller.iss),
+            sub: truncate(&caller.sub),
+            roles: caller
+                .roles
+                .iter()
+                .take(MAX_RECORDED_ROLES)
+                .map(|role| truncate(role))
+                .collect(),
+            roles_omitted: caller.roles.len().saturating_sub(MAX_RECORDED_ROLES),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,7 +115,7 @@ pub struct AuditRecord {
     pub time: String,
     pub request_id: String,
     pub event: Event,
-    pub caller: Caller,
+    pub caller: CallerRecord,
     pub pool_id: String,
     pub username: String,
     /// The requested attribute names, sorted.
@@ -49,8 +125,7 @@ pub struct AuditRecord {
     pub decision: Option<DecisionRecord>,
     pub policy_revision: String,
     pub dry_run: bool,
-    /// updated, denied, invalid, dry_run, pending (an intent), or an upstream error code.
-    pub outcome: String,
+    pub outcome: Outcome,
     pub cognito_request_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -58,6 +133,7 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// A record for `request_id` with the current time; the rest is filled by the caller.
+    #[must_use]
     pub fn new(
         request_id: &str,
         event: Event,
@@ -69,7 +145,7 @@ impl AuditRecord {
             time: now_rfc3339(),
             request_id: request_id.to_owned(),
             event,
-            caller: caller.clone(),
+            caller: CallerRecord::from(caller),
             pool_id: truncate(pool_id),
             username: truncate(username),
             attributes: Vec::new(),
@@ -77,7 +153,7 @@ impl AuditRecord {
             decision: None,
             policy_revision: String::new(),
             dry_run: false,
-            outcome: String::new(),
+            outcome: Outcome::Pending,
             cognito_request_id: None,
             errors: Vec::new(),
         }

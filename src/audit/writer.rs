@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS_HASH, Prepared, seal_prepared};
-use super::record::now_rfc3339;
+use super::record::{Event, Outcome, now_rfc3339};
 use super::{AuditError, AuditRecord};
 
 const MAX_BATCH: usize = 4096;
@@ -245,13 +245,27 @@ struct Pending {
     done: oneshot::Sender<Result<(), AuditError>>,
 }
 
+/// Proof that a request's intent record is on disk. Only [`AuditLog::append_intent`]
+/// makes one, and Cognito's update cannot be called without it.
+#[derive(Debug)]
+pub struct IntentReceipt {
+    request_id: String,
+}
+
+impl IntentReceipt {
+    /// The request whose intent was written.
+    #[must_use]
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
 /// A handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     sender: mpsc::UnboundedSender<Pending>,
     healthy: Arc<AtomicBool>,
     last_probe: Arc<Mutex<Option<Instant>>>,
-    path: Option<PathBuf>,
 }
 
 impl AuditLog {
@@ -261,7 +275,7 @@ impl AuditLog {
         counters: AuditCounters,
     ) -> Result<Self, AuditError> {
         let (store, head, torn) = FileStore::open(path, rotate_bytes)?;
-        let log = Self::start(store, head, counters, Some(path.to_owned()));
+        let log = Self::start(store, head, counters);
         if let Some(bytes) = torn {
             tracing::warn!(bytes, path = %path.display(), "cut a torn last audit line");
             let record =
@@ -275,12 +289,7 @@ impl AuditLog {
     }
 
     /// Starts a writer over any store (tests use stores that fail on demand).
-    pub fn start(
-        store: impl AuditStore,
-        head: ChainHead,
-        counters: AuditCounters,
-        path: Option<PathBuf>,
-    ) -> Self {
+    pub fn start(store: impl AuditStore, head: ChainHead, counters: AuditCounters) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         let healthy = Arc::new(AtomicBool::new(true));
         let writer_healthy = healthy.clone();
@@ -292,7 +301,6 @@ impl AuditLog {
             sender,
             healthy,
             last_probe: Arc::new(Mutex::new(None)),
-            path,
         }
     }
 
@@ -300,6 +308,22 @@ impl AuditLog {
     pub async fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let value = serde_json::to_value(record).map_err(|e| AuditError::Write(e.to_string()))?;
         self.send_async(value).await
+    }
+
+    /// Writes an intent record (whatever its `event` said) and returns, once it is on
+    /// disk, the receipt that Cognito's update asks for.
+    ///
+    /// # Errors
+    /// The record could not be made durable: the update must not happen.
+    pub async fn append_intent(&self, record: &AuditRecord) -> Result<IntentReceipt, AuditError> {
+        let mut value =
+            serde_json::to_value(record).map_err(|e| AuditError::Write(e.to_string()))?;
+        value["event"] = json!(Event::Intent);
+        value["outcome"] = json!(Outcome::Pending);
+        self.send_async(value).await?;
+        Ok(IntentReceipt {
+            request_id: record.request_id.clone(),
+        })
     }
 
     async fn send_async(&self, record: Value) -> Result<(), AuditError> {
@@ -343,10 +367,6 @@ impl AuditLog {
         }
         let probe = json!({"event": "health_probe", "time": now_rfc3339()});
         self.send_async(probe).await.is_ok()
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 }
 
@@ -440,7 +460,7 @@ mod tests {
             roles: vec![],
         };
         let mut record = AuditRecord::new(id, Event::Request, &caller, "us-east-1_x", "ann");
-        record.outcome = "denied".into();
+        record.outcome = Outcome::Denied;
         record
     }
 
@@ -460,7 +480,7 @@ mod tests {
     fn a_failing_store_fails_every_append_and_recovery_continues_the_same_chain() {
         let store = FlakyStore::default();
         let counters = counters();
-        let log = AuditLog::start(store.clone(), ChainHead::default(), counters.clone(), None);
+        let log = AuditLog::start(store.clone(), ChainHead::default(), counters.clone());
         let rt = rt();
 
         rt.block_on(log.append(&record("a"))).unwrap();
@@ -503,7 +523,6 @@ mod tests {
             GatedStore { release: gate },
             ChainHead::default(),
             counters(),
-            None,
         );
         let rt = rt();
 
@@ -528,7 +547,7 @@ mod tests {
     #[test]
     fn concurrent_appends_share_syncs() {
         let store = FlakyStore::default();
-        let log = AuditLog::start(store.clone(), ChainHead::default(), counters(), None);
+        let log = AuditLog::start(store.clone(), ChainHead::default(), counters());
         let rt = rt();
 
         rt.block_on(async {
@@ -556,7 +575,7 @@ mod tests {
     #[test]
     fn readiness_probes_an_unhealthy_log_and_recovers_without_traffic() {
         let store = FlakyStore::default();
-        let log = AuditLog::start(store.clone(), ChainHead::default(), counters(), None);
+        let log = AuditLog::start(store.clone(), ChainHead::default(), counters());
         let rt = rt();
         store.fail.store(true, Ordering::SeqCst);
         let _ = rt.block_on(log.append(&record("x")));

@@ -9,7 +9,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use tracing_actix_web::RequestId;
 
 use super::{AuthError, Caller, Verifier};
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 impl FromRequest for Caller {
@@ -17,18 +17,11 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let request_id = request_id(req);
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
         let metrics = req.app_data::<web::Data<Metrics>>().cloned();
         let token = bearer_token(req);
         Box::pin(async move {
-            let verifier = verifier.ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Internal,
-                    "authentication is not configured",
-                    &request_id,
-                )
-            })?;
+            let verifier = verifier.ok_or(AuthError::KeysUnavailable)?;
             let result = match token {
                 Some(token) => verifier.verify(&token).await,
                 None => Err(AuthError::Missing),
@@ -41,14 +34,7 @@ impl FromRequest for Caller {
                         .inc();
                 }
                 tracing::info!(reason = error.label(), "token refused");
-                match error {
-                    AuthError::KeysUnavailable => ApiError::new(
-                        ErrorKind::ServiceUnavailable,
-                        "the issuer's signing keys have not been fetched yet; retry shortly",
-                        &request_id,
-                    ),
-                    other => ApiError::new(ErrorKind::Unauthorized, other.to_string(), &request_id),
-                }
+                ApiError::from(error)
             })
         })
     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compile::Policy;
-use super::decide::{Decision, DecisionRequest, decide};
+use super::decide::{Decision, DecisionRequest, DenialCode, decide};
 use super::diagnostic::{PolicyDiagnostic, PolicyError};
 
 /// A parsed case file.
@@ -24,10 +24,45 @@ pub struct Case {
     pub pool: String,
     pub attributes: BTreeMap<String, String>,
     pub expect: Expect,
-    /// When given, the set of denied attribute names must equal it exactly.
-    pub denied: Option<Vec<String>>,
+    /// When given, the set of denied attribute names must equal it exactly, and each
+    /// entry that names a code must be denied with that code.
+    pub denied: Option<Vec<ExpectedDenial>>,
     /// The 1-based line of the case's `name`, when known, so a failure can point at it.
     pub line: Option<usize>,
+}
+
+/// One attribute a case expects to be denied: written as a plain name, or as
+/// `{attribute, code}` to also assert the denial code.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ExpectedDenial {
+    Name(String),
+    Coded(CodedDenial),
+}
+
+/// `{attribute: NAME, code: CODE}` in a case's `denied` list.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodedDenial {
+    pub attribute: String,
+    pub code: DenialCode,
+}
+
+impl ExpectedDenial {
+    #[must_use]
+    pub fn attribute(&self) -> &str {
+        match self {
+            Self::Name(attribute) | Self::Coded(CodedDenial { attribute, .. }) => attribute,
+        }
+    }
+
+    #[must_use]
+    pub fn code(&self) -> Option<DenialCode> {
+        match self {
+            Self::Name(_) => None,
+            Self::Coded(coded) => Some(coded.code),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -75,7 +110,7 @@ struct RawCase {
     attributes: Spanned<BTreeMap<String, String>>,
     expect: Spanned<Expect>,
     #[serde(default)]
-    denied: Option<Spanned<Vec<String>>>,
+    denied: Option<Spanned<Vec<ExpectedDenial>>>,
 }
 
 /// Parses and checks a case file.
@@ -136,6 +171,7 @@ pub fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
             if let Some(stray) = denied
                 .value
                 .iter()
+                .map(ExpectedDenial::attribute)
                 .find(|a| !case.attributes.value.contains_key(*a))
             {
                 errors.push(PolicyDiagnostic::at(
@@ -182,11 +218,7 @@ pub fn run_cases(policy: &Policy, cases: &CaseFile) -> Vec<CaseResult> {
 fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     let decision = decide(
         policy,
-        &DecisionRequest {
-            roles: &case.roles,
-            pool_id: &case.pool,
-            attributes: &case.attributes,
-        },
+        &DecisionRequest::new(&case.roles, &case.pool, &case.attributes),
     );
     let mut problems = Vec::new();
     let actual = if decision.is_allowed() {
@@ -208,19 +240,7 @@ fn run_case(policy: &Policy, case: &Case) -> CaseResult {
         });
     }
     if let Some(expected) = &case.denied {
-        let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
-        let actual: BTreeSet<&str> = decision
-            .denied
-            .iter()
-            .map(|d| d.attribute.as_str())
-            .collect();
-        if expected != actual {
-            problems.push(format!(
-                "expected denied [{}], got denied [{}]",
-                join(&expected),
-                join(&actual)
-            ));
-        }
+        problems.extend(denied_problems(expected, &decision));
     }
     CaseResult {
         name: case.name.clone(),
@@ -232,6 +252,39 @@ fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     }
 }
 
+/// How the denials differ from what a case expects: the set of names, then each code.
+fn denied_problems(expected: &[ExpectedDenial], decision: &Decision) -> Vec<String> {
+    let names: BTreeSet<&str> = expected.iter().map(ExpectedDenial::attribute).collect();
+    let actual: BTreeSet<&str> = decision
+        .denied
+        .iter()
+        .map(|d| d.attribute.as_str())
+        .collect();
+    if names != actual {
+        return vec![format!(
+            "expected denied [{}], got denied [{}]",
+            join(&names),
+            join(&actual)
+        )];
+    }
+    expected
+        .iter()
+        .filter_map(|entry| {
+            let code = entry.code()?;
+            let denial = decision
+                .denied
+                .iter()
+                .find(|d| d.attribute == entry.attribute())?;
+            (denial.code != code).then(|| {
+                format!(
+                    "expected {} denied with code {code}, got {} ({})",
+                    denial.attribute, denial.code, denial.reason
+                )
+            })
+        })
+        .collect()
+}
+
 fn join(names: &BTreeSet<&str>) -> String {
     names.iter().copied().collect::<Vec<_>>().join(", ")
 }
@@ -240,6 +293,53 @@ fn join(names: &BTreeSet<&str>) -> String {
 mod tests {
     use super::super::compile::Policy;
     use super::{Expect, parse_cases, run_cases};
+
+    #[test]
+    fn denied_entries_may_assert_codes_beside_plain_names() {
+        // Arrange
+        let cases = parse_cases(
+            r#"
+cases:
+  - name: right codes
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {"custom:tenant_id": t2, locale: en, nickname: x}
+    expect: deny
+    denied: [{attribute: "custom:tenant_id", code: protected}, locale]
+  - name: wrong code
+    roles: [support]
+    pool: us-east-1_abc
+    attributes: {locale: en}
+    expect: deny
+    denied: [{attribute: locale, code: role_deny}]
+"#,
+        )
+        .expect("valid case file");
+
+        // Act
+        let results = run_cases(&policy(), &cases);
+
+        // Assert
+        assert!(results[0].passed, "{:?}", results[0].message);
+        assert_eq!(
+            results[1].message.as_deref(),
+            Some(
+                "expected locale denied with code role_deny, got not_granted (no applicable role grants locale)"
+            )
+        );
+    }
+
+    #[test]
+    fn an_unknown_denial_code_is_an_error_in_the_case_file() {
+        // Act
+        let error = parse_cases(
+            "cases:\n  - {name: a, pool: p_1, attributes: {x: y}, expect: deny, denied: [{attribute: x, code: nope}]}\n",
+        )
+        .expect_err("unknown code");
+
+        // Assert
+        assert_eq!(error.diagnostics[0].line, Some(2), "{error}");
+    }
 
     const POLICY: &str = r#"
 version: 1

@@ -1,55 +1,19 @@
 //! Validates a policy file and compiles it into an immutable [`Policy`]; every problem is reported with its line and column. Must not depend on actix, aws, tokio or the filesystem.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 use sha2::{Digest, Sha256};
 
-use super::constraint::{Constraint, Pattern};
-use super::diagnostic::{PolicyDiagnostic, PolicyError, suggest};
+use super::constraint::{Constraint, Pattern, Rule};
+use super::diagnostic::{PolicyDiagnostic, PolicyError};
 use super::glob::Glob;
 use super::model::{RawConstraint, RawPolicy, RawRole};
+use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
+use crate::suggest::closest as suggest;
 
 /// The only policy format version this build understands.
 const SUPPORTED_VERSION: i64 = 1;
-
-/// Cognito's immutable user id. It is never writable, whatever the policy says.
-pub(super) const IMMUTABLE_ATTRIBUTE: &str = "sub";
-
-/// An attribute whose `<attribute>_verified` flag only a `verify` grant may set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Verifiable {
-    Email,
-    PhoneNumber,
-}
-
-impl Verifiable {
-    pub(super) const ALL: [Self; 2] = [Self::Email, Self::PhoneNumber];
-
-    /// The name used under `verify`, e.g. `email`.
-    pub(super) fn attribute(self) -> &'static str {
-        match self {
-            Self::Email => "email",
-            Self::PhoneNumber => "phone_number",
-        }
-    }
-
-    /// The Cognito attribute it unlocks, e.g. `email_verified`.
-    pub(super) fn flag(self) -> &'static str {
-        match self {
-            Self::Email => "email_verified",
-            Self::PhoneNumber => "phone_number_verified",
-        }
-    }
-
-    fn from_attribute(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.attribute() == name)
-    }
-
-    pub(super) fn from_flag(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.flag() == name)
-    }
-}
 
 /// A validated policy. Cheap to clone; immutable once parsed.
 #[derive(Debug, Clone)]
@@ -58,6 +22,9 @@ pub struct Policy {
     pub(super) protected: Vec<Glob>,
     /// In the order the policy file lists them.
     pub(super) roles: Vec<Role>,
+    /// Role name to its index in `roles`, so that a decision costs what the caller's
+    /// roles cost, not what the policy's size does.
+    index: HashMap<String, usize>,
     warnings: Vec<PolicyDiagnostic>,
 }
 
@@ -71,6 +38,18 @@ pub(super) struct Role {
     pub(super) deny: Vec<Glob>,
     /// Keyed by exact attribute name.
     pub(super) constraints: BTreeMap<String, Constraint>,
+    /// Where each part was written, for `policy lint`.
+    pub(super) spans: RoleSpans,
+}
+
+/// Where a role's name and entries are in the policy file, aligned with the compiled
+/// lists (`update[i]` was written at `update[i]`).
+#[derive(Debug, Clone)]
+pub(super) struct RoleSpans {
+    pub(super) name: Location,
+    pub(super) update: Vec<Location>,
+    pub(super) verify: Vec<Location>,
+    pub(super) constraints: Vec<(String, Location)>,
 }
 
 impl Policy {
@@ -100,11 +79,16 @@ impl Policy {
                 "the policy defines no roles, so every request will be denied",
             ));
         }
-        let roles = raw
+        let roles: Vec<Role> = raw
             .roles
             .0
             .into_iter()
             .map(|(name, role)| compiler.role(&name, role, &protected))
+            .collect();
+        let index = roles
+            .iter()
+            .enumerate()
+            .map(|(position, role)| (role.name.clone(), position))
             .collect();
         let (errors, warnings) = compiler.finish();
         if !errors.is_empty() {
@@ -116,6 +100,7 @@ impl Policy {
             revision: revision_of(source),
             protected: protected.into_iter().map(|glob| glob.value).collect(),
             roles,
+            index,
             warnings,
         })
     }
@@ -139,9 +124,14 @@ impl Policy {
 
     /// The caller's roles that the policy names and whose `pools` match `pool_id`, in file order.
     pub(super) fn applicable_roles(&self, caller_roles: &[String], pool_id: &str) -> Vec<&Role> {
-        self.roles
+        let mut held: Vec<usize> = caller_roles
             .iter()
-            .filter(|role| caller_roles.contains(&role.name))
+            .filter_map(|name| self.index.get(name).copied())
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        held.into_iter()
+            .map(|position| &self.roles[position])
             .filter(|role| role.pools.iter().any(|pool| pool.matches(pool_id)))
             .collect()
     }
@@ -223,6 +213,17 @@ impl Compiler {
         }
         self.warn_dead_updates(role, &update, &deny, protected);
         self.warn_dead_verifies(role, &verify, &deny, protected);
+        let spans = RoleSpans {
+            name: name.referenced,
+            update: update.iter().map(|glob| glob.referenced).collect(),
+            verify: verify.iter().map(|entry| entry.referenced).collect(),
+            constraints: raw
+                .constraints
+                .0
+                .iter()
+                .map(|(key, _)| (key.value.clone(), key.referenced))
+                .collect(),
+        };
         let constraints = raw
             .constraints
             .0
@@ -240,6 +241,7 @@ impl Compiler {
             verify: verify.into_iter().map(|v| v.value).collect(),
             deny: strip(deny),
             constraints,
+            spans,
         }
     }
 
@@ -348,11 +350,13 @@ impl Compiler {
                 format!("{context}: sets no rule; use one_of, pattern and/or max_length"),
             ));
         }
-        (self.errors.len() == errors_before).then(|| Constraint {
-            one_of: raw.one_of.map(|one_of| one_of.value),
-            pattern,
-            max_length,
-        })
+        let rules = [
+            raw.one_of.map(|one_of| Rule::OneOf(one_of.value)),
+            pattern.map(Rule::Pattern),
+            max_length.map(Rule::MaxLength),
+        ];
+        (self.errors.len() == errors_before)
+            .then(|| Constraint::new(rules.into_iter().flatten().collect()))
     }
 
     fn warn_dead_updates(

@@ -2,12 +2,51 @@
 
 use regex::Regex;
 
-/// A compiled constraint. Every rule that is set must accept the value.
+/// A compiled constraint: a list of rules, every one of which must accept the value.
 #[derive(Debug, Clone)]
 pub(super) struct Constraint {
-    pub(super) one_of: Option<Vec<String>>,
-    pub(super) pattern: Option<Pattern>,
-    pub(super) max_length: Option<usize>,
+    rules: Vec<Rule>,
+}
+
+/// One rule on a value. A new kind of rule is one more variant here, with its check
+/// and its view.
+#[derive(Debug, Clone)]
+pub(super) enum Rule {
+    /// The value must be one of these, exactly.
+    OneOf(Vec<String>),
+    /// The value must match this regex as a whole.
+    Pattern(Pattern),
+    /// The value must have at most this many characters.
+    MaxLength(usize),
+}
+
+impl Rule {
+    /// `None` if the value passes; otherwise what the value must be, in words that
+    /// never quote it.
+    fn broken_by(&self, value: &str) -> Option<String> {
+        match self {
+            Self::OneOf(allowed) => (!allowed.iter().any(|candidate| candidate == value))
+                .then(|| format!("must be one of [{}]", allowed.join(", "))),
+            Self::Pattern(pattern) => (!pattern.anchored.is_match(value))
+                .then(|| format!("must fully match the pattern {:?}", pattern.source)),
+            Self::MaxLength(limit) => (value.chars().count() > *limit).then(|| {
+                let unit = if *limit == 1 {
+                    "character"
+                } else {
+                    "characters"
+                };
+                format!("must be at most {limit} {unit} long")
+            }),
+        }
+    }
+
+    fn show(&self, view: &mut ConstraintView) {
+        match self {
+            Self::OneOf(allowed) => view.one_of = Some(allowed.clone()),
+            Self::Pattern(pattern) => view.pattern = Some(pattern.source.clone()),
+            Self::MaxLength(limit) => view.max_length = Some(*limit),
+        }
+    }
 }
 
 /// A regex that must match the whole value.
@@ -56,30 +95,18 @@ pub struct ConstraintView {
 }
 
 impl Constraint {
+    pub(super) fn new(rules: Vec<Rule>) -> Self {
+        Self { rules }
+    }
+
     /// `Err` says, in words, every rule the value breaks. It never quotes the value:
     /// reasons are written to the audit log, where values appear only as HMACs.
     pub(super) fn check(&self, value: &str) -> Result<(), String> {
-        let mut broken = Vec::new();
-        if let Some(allowed) = &self.one_of
-            && !allowed.iter().any(|candidate| candidate == value)
-        {
-            broken.push(format!("must be one of [{}]", allowed.join(", ")));
-        }
-        if let Some(pattern) = &self.pattern
-            && !pattern.anchored.is_match(value)
-        {
-            broken.push(format!("must fully match the pattern {:?}", pattern.source));
-        }
-        if let Some(limit) = self.max_length
-            && value.chars().count() > limit
-        {
-            let unit = if limit == 1 {
-                "character"
-            } else {
-                "characters"
-            };
-            broken.push(format!("must be at most {limit} {unit} long"));
-        }
+        let broken: Vec<String> = self
+            .rules
+            .iter()
+            .filter_map(|rule| rule.broken_by(value))
+            .collect();
         if broken.is_empty() {
             Ok(())
         } else {
@@ -88,28 +115,38 @@ impl Constraint {
     }
 
     pub(super) fn view(&self) -> ConstraintView {
-        ConstraintView {
-            one_of: self.one_of.clone(),
-            pattern: self.pattern.as_ref().map(|pattern| pattern.source.clone()),
-            max_length: self.max_length,
+        let mut view = ConstraintView {
+            one_of: None,
+            pattern: None,
+            max_length: None,
+        };
+        for rule in &self.rules {
+            rule.show(&mut view);
         }
+        view
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Constraint, Pattern};
+    use super::{Constraint, Pattern, Rule};
 
     fn constraint(
         one_of: Option<&[&str]>,
         pattern: Option<&str>,
         max_length: Option<usize>,
     ) -> Constraint {
-        Constraint {
-            one_of: one_of.map(|values| values.iter().map(|v| (*v).to_owned()).collect()),
-            pattern: pattern.map(|p| Pattern::compile(p).expect("test pattern compiles")),
-            max_length,
-        }
+        let one_of =
+            one_of.map(|values| Rule::OneOf(values.iter().map(|v| (*v).to_owned()).collect()));
+        let pattern =
+            pattern.map(|p| Rule::Pattern(Pattern::compile(p).expect("test pattern compiles")));
+        let max_length = max_length.map(Rule::MaxLength);
+        Constraint::new(
+            [one_of, pattern, max_length]
+                .into_iter()
+                .flatten()
+                .collect(),
+        )
     }
 
     #[test]

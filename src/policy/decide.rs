@@ -1,8 +1,33 @@
-//! The decision: which requested attribute changes the caller's roles may make in a pool, each denial with its reason. Pure and infallible; must not depend on actix, aws, tokio or the filesystem.
+//! The decision: which requested attribute changes the caller's roles may make in a pool, each denial with a stable code and a reason. Pure and infallible; must not depend on actix, aws, tokio or the filesystem.
+//!
+//! An attribute is decided by an ordered list of small rules ([`RULES`]): each one
+//! denies, allows, or passes the attribute to the next, from the most absolute rule
+//! (`protected`) to the most specific (an update grant and its constraint).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use super::compile::{IMMUTABLE_ATTRIBUTE, Policy, Role, Verifiable};
+use super::compile::{Policy, Role};
+use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
+
+/// Named facts about the caller, taken from its token (the issuer's `claims`). A claim
+/// holds one or more strings.
+pub type Claims = BTreeMap<String, Vec<String>>;
+
+/// What Cognito has now for the target user, read only when a condition needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetFacts {
+    pub attributes: BTreeMap<String, String>,
+    /// `None` when the user's groups were not read.
+    pub groups: Option<Vec<String>>,
+}
+
+static NO_CLAIMS: Claims = Claims::new();
+
+/// The most role names a reason lists; the rest are counted.
+const MAX_ROLES_IN_REASON: usize = 5;
+/// The most characters of one role name a reason quotes.
+const MAX_ROLE_NAME_CHARS: usize = 64;
 
 /// What the caller asks for, after authentication and input validation.
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +37,100 @@ pub struct DecisionRequest<'a> {
     pub pool_id: &'a str,
     /// Attribute name to new value; `""` deletes the attribute and counts as a write.
     pub attributes: &'a BTreeMap<String, String>,
+    /// The caller's named claims.
+    pub claims: &'a Claims,
+    /// The target user's facts, when they were read.
+    pub target: Option<&'a TargetFacts>,
+}
+
+impl<'a> DecisionRequest<'a> {
+    /// A request with no claims and no target facts.
+    #[must_use]
+    pub fn new(
+        roles: &'a [String],
+        pool_id: &'a str,
+        attributes: &'a BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            roles,
+            pool_id,
+            attributes,
+            claims: &NO_CLAIMS,
+            target: None,
+        }
+    }
+}
+
+/// Why an attribute was denied, as a stable code for programs (`reason` is for people).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DenialCode {
+    /// A `protected` glob matches the attribute.
+    Protected,
+    /// `sub`: Cognito's user id, never writable.
+    ImmutableAttribute,
+    /// None of the caller's roles applies in this pool.
+    NoApplicableRole,
+    /// An applicable role's `deny` glob matches the attribute.
+    RoleDeny,
+    /// No applicable role's `update` globs match the attribute.
+    NotGranted,
+    /// A `*_verified` flag, and no applicable role lists its attribute under `verify`.
+    NoVerifyGrant,
+    /// Every granting role's constraint rejects the value.
+    Constraint,
+    /// A role's `target` conditions do not hold for the target user.
+    TargetCondition,
+    /// A condition or constraint needs a claim the caller's token lacks.
+    MissingClaim,
+}
+
+impl DenialCode {
+    pub const ALL: [Self; 9] = [
+        Self::Protected,
+        Self::ImmutableAttribute,
+        Self::NoApplicableRole,
+        Self::RoleDeny,
+        Self::NotGranted,
+        Self::NoVerifyGrant,
+        Self::Constraint,
+        Self::TargetCondition,
+        Self::MissingClaim,
+    ];
+
+    /// The code as written on the wire and in case files.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Protected => "protected",
+            Self::ImmutableAttribute => "immutable_attribute",
+            Self::NoApplicableRole => "no_applicable_role",
+            Self::RoleDeny => "role_deny",
+            Self::NotGranted => "not_granted",
+            Self::NoVerifyGrant => "no_verify_grant",
+            Self::Constraint => "constraint",
+            Self::TargetCondition => "target_condition",
+            Self::MissingClaim => "missing_claim",
+        }
+    }
+}
+
+impl fmt::Display for DenialCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome of [`decide`]. A deny is a value carrying every reason, not an error.
@@ -22,17 +141,59 @@ pub struct Decision {
     pub applicable_roles: Vec<String>,
     /// Every denied attribute, sorted by attribute name.
     pub denied: Vec<Denial>,
-    /// How many attributes were decided. Private, so that no one outside this module can
-    /// make an "allowed" decision without asking the policy, and an empty request is never allowed.
+    /// What was decided. Private, so that no one outside this module can make an
+    /// "allowed" decision without asking the policy, and an empty request is never allowed.
     #[serde(skip)]
-    attributes_decided: usize,
+    decided: AllowedChanges,
 }
 
 impl Decision {
     /// Allowed only if at least one attribute was asked for and none was denied.
     #[must_use]
     pub fn is_allowed(&self) -> bool {
-        self.attributes_decided > 0 && self.denied.is_empty()
+        !self.decided.attributes.is_empty() && self.denied.is_empty()
+    }
+
+    /// The right to write exactly what was decided, if the decision allows it.
+    ///
+    /// # Errors
+    /// The decision itself, when it does not allow the request.
+    pub fn into_allowed(self) -> Result<AllowedChanges, Decision> {
+        if self.is_allowed() {
+            Ok(self.decided)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// Attribute changes that the policy allowed, every one of them: the only value
+/// Cognito's update accepts. Only [`Decision::into_allowed`] makes one.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AllowedChanges {
+    attributes: BTreeMap<String, String>,
+}
+
+impl AllowedChanges {
+    /// Attribute name to new value.
+    #[must_use]
+    pub fn as_map(&self) -> &BTreeMap<String, String> {
+        &self.attributes
+    }
+
+    /// The attribute names, sorted.
+    #[must_use]
+    pub fn names(&self) -> Vec<String> {
+        self.attributes.keys().cloned().collect()
+    }
+}
+
+/// Names only: values never reach logs.
+impl fmt::Debug for AllowedChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AllowedChanges")
+            .field(&self.attributes.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -40,6 +201,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Denial {
     pub attribute: String,
+    pub code: DenialCode,
     /// A sentence naming the rule. It never contains the requested value.
     pub reason: String,
 }
@@ -51,18 +213,44 @@ pub fn decide(policy: &Policy, request: &DecisionRequest<'_>) -> Decision {
         .attributes
         .iter()
         .filter_map(|(attribute, value)| {
-            evaluation.denial(attribute, value).map(|reason| Denial {
-                attribute: attribute.clone(),
-                reason,
-            })
+            evaluation
+                .denial(attribute, value)
+                .map(|(code, reason)| Denial {
+                    attribute: attribute.clone(),
+                    code,
+                    reason,
+                })
         })
         .collect();
     Decision {
         applicable_roles: evaluation.applicable_role_names(),
         denied,
-        attributes_decided: request.attributes.len(),
+        decided: AllowedChanges {
+            attributes: request.attributes.clone(),
+        },
     }
 }
+
+/// What one rule says of one attribute.
+enum Verdict {
+    /// This rule has nothing to say: ask the next one.
+    Next,
+    Allow,
+    Deny(DenialCode, String),
+}
+
+/// One decision rule over the evaluation, an attribute name and its new value.
+type Rule = fn(&Evaluation<'_>, &str, &str) -> Verdict;
+
+/// The rules in the order they are asked; the first that allows or denies decides.
+const RULES: [Rule; 6] = [
+    protected,
+    immutable,
+    applicable_role,
+    role_deny,
+    verify_grant,
+    update_grant,
+];
 
 /// The policy seen through one caller's applicable roles in one pool.
 pub(super) struct Evaluation<'p> {
@@ -81,7 +269,7 @@ impl<'p> Evaluation<'p> {
             } else {
                 format!(
                     "no applicable role: none of the token's roles [{}] applies to pool {pool_id}",
-                    caller_roles.join(", ")
+                    role_list(caller_roles)
                 )
             }
         });
@@ -99,71 +287,137 @@ impl<'p> Evaluation<'p> {
             .collect()
     }
 
-    /// `None` if the applicable roles may set `attribute` to `value`; otherwise the reason.
-    /// The checks run from the most absolute rule to the most specific one, and the
-    /// first that denies gives the reason.
-    pub(super) fn denial(&self, attribute: &str, value: &str) -> Option<String> {
-        if let Some(glob) = self.policy.protecting_glob(attribute) {
-            return Some(format!("protected by the policy (glob \"{glob}\")"));
+    /// `None` if the applicable roles may set `attribute` to `value`; otherwise the code
+    /// and the reason of the first rule that denies it.
+    pub(super) fn denial(&self, attribute: &str, value: &str) -> Option<(DenialCode, String)> {
+        for rule in RULES {
+            match rule(self, attribute, value) {
+                Verdict::Next => {}
+                Verdict::Allow => return None,
+                Verdict::Deny(code, reason) => return Some((code, reason)),
+            }
         }
-        if attribute == IMMUTABLE_ATTRIBUTE {
-            return Some("sub is Cognito's immutable user id and is never writable".to_owned());
-        }
-        if let Some(reason) = &self.no_role_reason {
-            return Some(reason.clone());
-        }
-        if let Some((role, glob)) = self.denying_role(attribute) {
-            return Some(format!("denied to role {} (glob \"{glob}\")", role.name));
-        }
-        if let Some(verifiable) = Verifiable::from_flag(attribute) {
-            let granted = self
-                .applicable
-                .iter()
-                .any(|role| role.verify.contains(&verifiable));
-            return (!granted).then(|| {
-                format!(
-                    "no applicable role may mark {} as verified",
-                    verifiable.attribute()
-                )
-            });
-        }
-        self.update_denial(attribute, value)
+        // The last rule always decides; should one ever pass, deny (fail closed).
+        Some((
+            DenialCode::NotGranted,
+            format!("no applicable role grants {attribute}"),
+        ))
     }
+}
 
-    fn denying_role(&self, attribute: &str) -> Option<(&'p Role, &'p str)> {
-        self.applicable.iter().find_map(|role| {
-            role.deny
-                .iter()
-                .find(|glob| glob.matches(attribute))
-                .map(|glob| (*role, glob.as_str()))
+/// At most [`MAX_ROLES_IN_REASON`] role names, each cut short, then how many more there are.
+fn role_list(roles: &[String]) -> String {
+    let mut shown: Vec<String> = roles
+        .iter()
+        .take(MAX_ROLES_IN_REASON)
+        .map(|role| {
+            if role.chars().count() > MAX_ROLE_NAME_CHARS {
+                let cut: String = role.chars().take(MAX_ROLE_NAME_CHARS).collect();
+                format!("{cut}…")
+            } else {
+                role.clone()
+            }
         })
+        .collect();
+    if roles.len() > MAX_ROLES_IN_REASON {
+        shown.push(format!("and {} more", roles.len() - MAX_ROLES_IN_REASON));
     }
+    shown.join(", ")
+}
 
-    /// Allowed if some role's update globs match and that same role's constraint, if
-    /// any, accepts the value. One role's constraint never restricts another role's grant.
-    fn update_denial(&self, attribute: &str, value: &str) -> Option<String> {
-        let mut rejections = Vec::new();
-        for role in &self.applicable {
-            if !role.update.iter().any(|glob| glob.matches(attribute)) {
-                continue;
-            }
-            match role
-                .constraints
-                .get(attribute)
-                .map(|constraint| constraint.check(value))
-            {
-                None | Some(Ok(())) => return None,
-                Some(Err(broken)) => rejections.push(format!(
-                    "value rejected by constraint of role {}: {broken}",
-                    role.name
-                )),
-            }
+fn protected(evaluation: &Evaluation<'_>, attribute: &str, _value: &str) -> Verdict {
+    match evaluation.policy.protecting_glob(attribute) {
+        Some(glob) => Verdict::Deny(
+            DenialCode::Protected,
+            format!("protected by the policy (glob \"{glob}\")"),
+        ),
+        None => Verdict::Next,
+    }
+}
+
+fn immutable(_evaluation: &Evaluation<'_>, attribute: &str, _value: &str) -> Verdict {
+    if attribute == IMMUTABLE_ATTRIBUTE {
+        Verdict::Deny(
+            DenialCode::ImmutableAttribute,
+            "sub is Cognito's immutable user id and is never writable".to_owned(),
+        )
+    } else {
+        Verdict::Next
+    }
+}
+
+fn applicable_role(evaluation: &Evaluation<'_>, _attribute: &str, _value: &str) -> Verdict {
+    match &evaluation.no_role_reason {
+        Some(reason) => Verdict::Deny(DenialCode::NoApplicableRole, reason.clone()),
+        None => Verdict::Next,
+    }
+}
+
+fn role_deny(evaluation: &Evaluation<'_>, attribute: &str, _value: &str) -> Verdict {
+    let denying = evaluation.applicable.iter().find_map(|role| {
+        role.deny
+            .iter()
+            .find(|glob| glob.matches(attribute))
+            .map(|glob| (role, glob))
+    });
+    match denying {
+        Some((role, glob)) => Verdict::Deny(
+            DenialCode::RoleDeny,
+            format!("denied to role {} (glob \"{glob}\")", role.name),
+        ),
+        None => Verdict::Next,
+    }
+}
+
+/// A `*_verified` flag is decided here alone: `update` globs never grant one.
+fn verify_grant(evaluation: &Evaluation<'_>, attribute: &str, _value: &str) -> Verdict {
+    let Some(verifiable) = Verifiable::from_flag(attribute) else {
+        return Verdict::Next;
+    };
+    if evaluation
+        .applicable
+        .iter()
+        .any(|role| role.verify.contains(&verifiable))
+    {
+        Verdict::Allow
+    } else {
+        Verdict::Deny(
+            DenialCode::NoVerifyGrant,
+            format!(
+                "no applicable role may mark {} as verified",
+                verifiable.attribute()
+            ),
+        )
+    }
+}
+
+/// Allowed if some role's update globs match and that same role's constraint, if
+/// any, accepts the value. One role's constraint never restricts another role's grant.
+fn update_grant(evaluation: &Evaluation<'_>, attribute: &str, value: &str) -> Verdict {
+    let mut rejections = Vec::new();
+    for role in &evaluation.applicable {
+        if !role.update.iter().any(|glob| glob.matches(attribute)) {
+            continue;
         }
-        if rejections.is_empty() {
-            Some(format!("no applicable role grants {attribute}"))
-        } else {
-            Some(rejections.join("; "))
+        match role
+            .constraints
+            .get(attribute)
+            .map(|constraint| constraint.check(value))
+        {
+            None | Some(Ok(())) => return Verdict::Allow,
+            Some(Err(broken)) => rejections.push(format!(
+                "value rejected by constraint of role {}: {broken}",
+                role.name
+            )),
         }
+    }
+    if rejections.is_empty() {
+        Verdict::Deny(
+            DenialCode::NotGranted,
+            format!("no applicable role grants {attribute}"),
+        )
+    } else {
+        Verdict::Deny(DenialCode::Constraint, rejections.join("; "))
     }
 }
 
@@ -172,7 +426,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::super::compile::Policy;
-    use super::{Decision, DecisionRequest, Denial, decide};
+    use super::{Decision, DecisionRequest, DenialCode, decide};
 
     const POLICY: &str = r#"
 version: 1
@@ -209,14 +463,7 @@ roles:
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        decide(
-            &policy(),
-            &DecisionRequest {
-                roles: &roles,
-                pool_id: pool,
-                attributes: &attributes,
-            },
-        )
+        decide(&policy(), &DecisionRequest::new(&roles, pool, &attributes))
     }
 
     fn denied_names(decision: &Decision) -> Vec<&str> {
@@ -245,14 +492,12 @@ roles:
         let decision = decide_for(roles, pool, attributes);
 
         // Assert
-        let expected: Vec<Denial> = expected
+        let denied: Vec<(&str, &str)> = decision
+            .denied
             .iter()
-            .map(|&(attribute, reason)| Denial {
-                attribute: attribute.to_owned(),
-                reason: reason.to_owned(),
-            })
+            .map(|d| (d.attribute.as_str(), d.reason.as_str()))
             .collect();
-        assert_eq!(decision.denied, expected, "{name}");
+        assert_eq!(denied, expected, "{name}");
         assert_eq!(decision.is_allowed(), expected.is_empty(), "{name}");
     }
 
@@ -532,14 +777,7 @@ roles:
         let roles = ["admin".to_owned()];
 
         // Act
-        let decision = decide(
-            &policy,
-            &DecisionRequest {
-                roles: &roles,
-                pool_id: US,
-                attributes: &attributes,
-            },
-        );
+        let decision = decide(&policy, &DecisionRequest::new(&roles, US, &attributes));
 
         // Assert
         assert_eq!(
@@ -557,14 +795,7 @@ roles:
         let roles = ["admin".to_owned()];
 
         // Act
-        let decision = decide(
-            &policy,
-            &DecisionRequest {
-                roles: &roles,
-                pool_id: US,
-                attributes: &attributes,
-            },
-        );
+        let decision = decide(&policy, &DecisionRequest::new(&roles, US, &attributes));
 
         // Assert
         assert_eq!(
@@ -597,14 +828,7 @@ roles:
         let roles = ["a".to_owned(), "b".to_owned()];
 
         // Act
-        let decision = decide(
-            &policy,
-            &DecisionRequest {
-                roles: &roles,
-                pool_id: US,
-                attributes: &attributes,
-            },
-        );
+        let decision = decide(&policy, &DecisionRequest::new(&roles, US, &attributes));
 
         // Assert
         assert_eq!(
@@ -649,6 +873,118 @@ roles:
     }
 
     #[test]
+    fn each_rule_denies_with_its_own_stable_code() {
+        let table: &[(&[&str], &str, DenialCode)] = &[
+            (
+                &["identity-admin"],
+                "custom:tenant_id",
+                DenialCode::Protected,
+            ),
+            (&["nobody"], "given_name", DenialCode::NoApplicableRole),
+            (
+                &["support", "identity-admin"],
+                "email",
+                DenialCode::RoleDeny,
+            ),
+            (&["support"], "locale", DenialCode::NotGranted),
+            (
+                &["verifier"],
+                "phone_number_verified",
+                DenialCode::NoVerifyGrant,
+            ),
+            (&["billing"], "custom:plan", DenialCode::Constraint),
+        ];
+        for &(roles, attribute, code) in table {
+            // Act
+            let decision = decide_for(roles, US, &[(attribute, "enterprise")]);
+
+            // Assert
+            assert_eq!(decision.denied[0].code, code, "{attribute} for {roles:?}");
+        }
+    }
+
+    #[test]
+    fn sub_is_denied_with_the_immutable_attribute_code_when_not_protected() {
+        // Arrange
+        let policy =
+            Policy::parse("version: 1\nroles:\n  admin:\n    update: [\"*\"]\n").expect("valid");
+        let attributes = BTreeMap::from([("sub".to_owned(), "x".to_owned())]);
+        let roles = ["admin".to_owned()];
+
+        // Act
+        let decision = decide(&policy, &DecisionRequest::new(&roles, US, &attributes));
+
+        // Assert
+        assert_eq!(decision.denied[0].code, DenialCode::ImmutableAttribute);
+    }
+
+    #[test]
+    fn a_reason_names_at_most_five_of_the_tokens_roles_and_counts_the_rest() {
+        // Arrange
+        let roles: Vec<String> = (0..9000).map(|i| format!("made-up-role-{i}")).collect();
+        let attributes = BTreeMap::from([("given_name".to_owned(), "Ann".to_owned())]);
+
+        // Act
+        let decision = decide(&policy(), &DecisionRequest::new(&roles, US, &attributes));
+
+        // Assert
+        assert_eq!(
+            decision.denied[0].reason,
+            "no applicable role: none of the token's roles [made-up-role-0, made-up-role-1, made-up-role-2, made-up-role-3, made-up-role-4, and 8995 more] applies to pool us-east-1_AbC123"
+        );
+    }
+
+    #[test]
+    fn a_very_long_role_name_is_cut_short_in_a_reason() {
+        // Arrange
+        let roles = vec!["r".repeat(100_000)];
+        let attributes = BTreeMap::from([("given_name".to_owned(), "Ann".to_owned())]);
+
+        // Act
+        let decision = decide(&policy(), &DecisionRequest::new(&roles, US, &attributes));
+
+        // Assert
+        assert!(
+            decision.denied[0].reason.len() < 200,
+            "{}",
+            decision.denied[0].reason
+        );
+    }
+
+    #[test]
+    fn only_an_allowed_decision_gives_the_right_to_write_exactly_what_was_decided() {
+        // Arrange
+        let allowed = decide_for(&["support"], US, &[("given_name", "Ann")]);
+        let denied = decide_for(&["support"], US, &[("given_name", "Ann"), ("locale", "en")]);
+        let empty = decide_for(&["support"], US, &[]);
+
+        // Act
+        let changes = allowed.into_allowed().expect("allowed");
+
+        // Assert
+        assert_eq!(
+            changes.as_map(),
+            &BTreeMap::from([("given_name".to_owned(), "Ann".to_owned())])
+        );
+        assert!(denied.into_allowed().is_err());
+        assert!(empty.into_allowed().is_err());
+        assert!(!format!("{changes:?}").contains("Ann"));
+    }
+
+    #[test]
+    fn roles_held_twice_or_in_any_order_apply_once_in_policy_order() {
+        // Act
+        let decision = decide_for(
+            &["verifier", "billing", "verifier", "billing"],
+            US,
+            &[("custom:plan", "pro")],
+        );
+
+        // Assert
+        assert_eq!(decision.applicable_roles, ["billing", "verifier"]);
+    }
+
+    #[test]
     fn a_decision_serializes_its_roles_and_denials_only() {
         // Arrange
         let decision = decide_for(&["verifier"], US, &[("phone_number_verified", "true")]);
@@ -661,7 +997,7 @@ roles:
             json,
             serde_json::json!({
                 "applicable_roles": ["verifier"],
-                "denied": [{"attribute": "phone_number_verified", "reason": "no applicable role may mark phone_number as verified"}]
+                "denied": [{"attribute": "phone_number_verified", "code": "no_verify_grant", "reason": "no applicable role may mark phone_number as verified"}]
             })
         );
     }

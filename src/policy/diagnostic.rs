@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 
+use crate::suggest::closest;
+
 /// One error or warning about a policy or case file, located where possible.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PolicyDiagnostic {
@@ -129,7 +131,7 @@ fn innermost(error: &serde_saphyr::Error) -> &serde_saphyr::Error {
 }
 
 fn unknown_word(kind: &str, word: &str, expected: &[&str]) -> String {
-    let hint = suggest(word, expected.iter().copied())
+    let hint = closest(word, expected.iter().copied())
         .map(|candidate| format!(" (did you mean `{candidate}`?)"))
         .unwrap_or_default();
     if expected.is_empty() {
@@ -140,48 +142,6 @@ fn unknown_word(kind: &str, word: &str, expected: &[&str]) -> String {
             expected.join(", ")
         )
     }
-}
-
-/// The candidate closest to `word`, if it is close enough to be a likely typo.
-pub(super) fn suggest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|candidate| (edit_distance(word, candidate), candidate))
-        .filter(|&(distance, _)| distance <= limit)
-        .min_by_key(|&(distance, _)| distance)
-        .map(|(_, candidate)| candidate)
-}
-
-/// Optimal string alignment distance: Levenshtein plus adjacent transpositions,
-/// so `verfiy` is one edit away from `verify`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let width = b.len() + 1;
-    let mut table = vec![0usize; (a.len() + 1) * width];
-    for (i, cell) in table.iter_mut().step_by(width).enumerate() {
-        *cell = i;
-    }
-    for (j, cell) in table.iter_mut().take(width).enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (table[(i - 1) * width + j] + 1)
-                .min(table[i * width + j - 1] + 1)
-                .min(table[(i - 1) * width + j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(table[(i - 2) * width + j - 2] + 1);
-            }
-            table[i * width + j] = best;
-        }
-    }
-    table[a.len() * width + b.len()]
 }
 
 /// Policy text is operator input that ends up in terminals and logs: escape control characters.
@@ -200,7 +160,7 @@ fn sanitize(message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{PolicyDiagnostic, PolicyError, edit_distance, suggest};
+    use super::{PolicyDiagnostic, PolicyError};
 
     #[test]
     fn a_diagnostic_displays_its_line_and_column_first() {
@@ -257,31 +217,6 @@ mod tests {
 
         // Act / Assert
         assert_eq!(error.to_string(), "first\nsecond");
-    }
-
-    #[test]
-    fn edit_distance_counts_insertions_deletions_substitutions_and_transpositions() {
-        let table: &[(&str, &str, usize)] = &[
-            ("update", "update", 0),
-            ("updat", "update", 1),
-            ("verfiy", "verify", 1),
-            ("pool", "pools", 1),
-            ("oneof", "one_of", 1),
-            ("", "abc", 3),
-            ("kitten", "sitting", 3),
-        ];
-        for &(a, b, expected) in table {
-            assert_eq!(edit_distance(a, b), expected, "{a} -> {b}");
-        }
-    }
-
-    #[test]
-    fn suggestions_are_offered_only_for_likely_typos() {
-        let keys = ["pools", "update", "verify", "deny", "constraints"];
-        assert_eq!(suggest("updates", keys), Some("update"));
-        assert_eq!(suggest("constraint", keys), Some("constraints"));
-        assert_eq!(suggest("dney", keys), Some("deny"));
-        assert_eq!(suggest("permissions", keys), None);
     }
 
     #[test]

@@ -21,10 +21,14 @@ mod permissions;
 #[cfg(test)]
 mod shipped;
 
-pub use cases::{Case, CaseFile, CaseResult, Expect, parse_cases, run_cases};
+pub use cases::{
+    Case, CaseFile, CaseResult, CodedDenial, Expect, ExpectedDenial, parse_cases, run_cases,
+};
 pub use compile::Policy;
 pub use constraint::ConstraintView;
-pub use decide::{Decision, DecisionRequest, Denial, decide};
+pub use decide::{
+    AllowedChanges, Claims, Decision, DecisionRequest, Denial, DenialCode, TargetFacts, decide,
+};
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
 pub use lint::{LintReport, lint};
 pub use permissions::{Permissions, RolePermissions, permissions};

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::compile::{IMMUTABLE_ATTRIBUTE, Policy, Role, Verifiable};
+use super::compile::{Policy, Role};
 use super::constraint::ConstraintView;
 use super::decide::Evaluation;
+use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 
 /// The caller's effective permissions in one pool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]

@@ -11,21 +11,19 @@ use crate::policy_source::PolicySource;
 
 /// Whether this instance can take requests, and why not.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     /// `ready` or `not_ready`.
     #[schema(example = "ready")]
-    pub status: String,
-    /// The policy file is loaded and valid.
-    pub policy_loaded: bool,
+    pub(crate) status: String,
     /// A hash of the policy file in force, as written to every audit record.
-    pub policy_revision: String,
+    pub(crate) policy_revision: String,
     /// The audit log can be written; without it, updates answer 503.
-    pub audit_writable: bool,
+    pub(crate) audit_writable: bool,
     /// Every configured issuer's signing keys have been fetched at least once.
-    pub issuer_keys_fetched: bool,
+    pub(crate) issuer_keys_fetched: bool,
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
@@ -42,7 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, description = "The process is alive.", body = Object, example = json!({"status": "ok"}))),
     security(())
 )]
-pub async fn healthz() -> HttpResponse {
+pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
@@ -58,20 +56,20 @@ pub async fn healthz() -> HttpResponse {
     ),
     security(())
 )]
-pub async fn readyz(
+pub(crate) async fn readyz(
     policy: web::Data<PolicySource>,
     audit: web::Data<AuditLog>,
     verifier: web::Data<Verifier>,
 ) -> HttpResponse {
     let readiness = Readiness {
         status: String::new(),
-        policy_loaded: true,
         policy_revision: policy.current().revision().to_owned(),
         audit_writable: audit.check_writable().await,
         issuer_keys_fetched: verifier.keys_ready(),
     };
-    let ready =
-        readiness.policy_loaded && readiness.audit_writable && readiness.issuer_keys_fetched;
+    // The policy is always loaded: start-up fails without one, and a reload that fails
+    // keeps the previous one.
+    let ready = readiness.audit_writable && readiness.issuer_keys_fetched;
     let readiness = Readiness {
         status: if ready { "ready" } else { "not_ready" }.to_owned(),
         ..readiness
@@ -92,7 +90,7 @@ pub async fn readyz(
     responses((status = 200, description = "Prometheus text exposition format 0.0.4.", body = String, content_type = "text/plain")),
     security(())
 )]
-pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+pub(crate) async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render())

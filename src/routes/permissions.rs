@@ -4,22 +4,23 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::{Caller, request_id};
-use crate::error::{ApiError, ErrorKind, FieldError, Problem};
-use crate::input::PoolId;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::input::{PoolId, parse_query};
 use crate::policy::{self, Permissions};
 use crate::policy_source::PolicySource;
+use crate::wire::Problem;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct PermissionsQuery {
+pub(crate) struct PermissionsQuery {
     /// The user pool to ask about (roles may be scoped to pools by `pools` globs).
     #[param(example = "us-east-1_AbC123")]
-    pub pool_id: String,
+    pub(crate) pool_id: String,
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/permissions", web::get().to(get_permissions));
 }
 
@@ -45,25 +46,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ),
     security(("bearerAuth" = []))
 )]
-pub async fn get_permissions(
+pub(crate) async fn get_permissions(
     caller: Caller,
     req: HttpRequest,
     policy: web::Data<PolicySource>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = web::Query::<PermissionsQuery>::from_query(req.query_string()).map_err(|e| {
-        ApiError::new(
-            ErrorKind::BadRequest(vec![FieldError::new("query", e.to_string())]),
-            "pass ?pool_id=<pool id>",
-            request_id(&req),
-        )
-    })?;
-    let pool = PoolId::parse(&query.pool_id).map_err(|error| {
-        ApiError::new(
-            ErrorKind::Unprocessable(vec![error]),
-            "invalid pool id",
-            request_id(&req),
-        )
-    })?;
+    let query =
+        parse_query::<PermissionsQuery>(req.query_string()).map_err(ApiError::permissions_query)?;
+    let pool = PoolId::parse(&query.pool_id).map_err(ApiError::invalid_pool_id)?;
     let permissions = policy::permissions(&policy.current(), &caller.roles, pool.as_str());
     Ok(HttpResponse::Ok().json(permissions))
 }

@@ -1,0 +1,234 @@
+//! The parse phase: a raw update request (query string, content type, body) becomes an
+//! `UpdateCommand` that passed every input rule, or a refusal that says what was read.
+//! Must not depend on actix.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::audit::ValueHasher;
+use crate::input::{AttributeChanges, PoolId, Username, parse_query};
+use crate::wire::FieldError;
+
+use super::refusal::{Invalid, Known, Refused};
+
+/// An update request as it came off the wire. `body` is read only once the query and
+/// the content type have passed, so a refused request's body is never read.
+pub(crate) struct RawUpdate<'a, B> {
+    pub(crate) query: &'a str,
+    pub(crate) content_type: Option<&'a str>,
+    pub(crate) body: B,
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Over the size limit (by `Content-Length` or as read).
+    TooLarge,
+    /// The connection failed while reading.
+    Unreadable,
+}
+
+/// The query string of an update.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UpdateQuery {
+    /// `true`: decide and audit as usual, but do not call Cognito. The answer is the
+    /// same 200 (with `dry_run: true`) or 403 that the real request would get from the
+    /// policy; input errors are reported too, but Cognito's own checks (user exists,
+    /// alias in use) are not made.
+    #[serde(default)]
+    pub(crate) dry_run: bool,
+}
+
+/// The body of an attribute update. Unknown fields are rejected with a 400.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateAttributesRequest {
+    /// Attribute name to new value (see `attribute_map_schema` for the documented rules).
+    #[schema(schema_with = attribute_map_schema)]
+    pub(crate) attributes: BTreeMap<String, String>,
+    /// Passed to Cognito as `ClientMetadata` (for its Lambda triggers); never stored
+    /// or audited.
+    #[serde(default)]
+    #[schema(example = json!({"source": "crm"}))]
+    pub(crate) client_metadata: BTreeMap<String, String>,
+}
+
+/// `attributes` as a client sees it: a map from attribute name to string value, with
+/// the input rules that apply before the policy.
+fn attribute_map_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+
+    use crate::input::{MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
+
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(format!(
+            "Attribute name to new value: at least 1 entry, at most {MAX_ATTRIBUTES}. \
+             A name is a Cognito standard attribute (`given_name`, `email`, `email_verified`, ...) \
+             or starts with `custom:` or `dev:`; an unknown bare name is a 422 with a hint \
+             (`tier`: \"did you mean custom:tier?\"), and `sub` is never writable. \
+             A value is a string of at most {MAX_VALUE_CHARS} characters; `email_verified` and \
+             `phone_number_verified` take `\"true\"` or `\"false\"`, `email` must be a valid \
+             address and `phone_number` E.164 (`+` and 1 to 15 digits). An empty string deletes \
+             the attribute (Cognito semantics) and counts as a write."
+        )))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(MAX_NAME_CHARS)),
+        ))
+        .additional_properties(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_VALUE_CHARS)),
+        ))
+        .min_properties(Some(1))
+        .max_properties(Some(MAX_ATTRIBUTES))
+        .examples([serde_json::json!({"given_name": "Annie", "custom:plan": "pro"})])
+        .build()
+}
+
+/// The requested names and their values' HMACs, as audit records name them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Requested {
+    pub(crate) names: Vec<String>,
+    pub(crate) values: BTreeMap<String, String>,
+}
+
+impl Requested {
+    fn of(attributes: &BTreeMap<String, String>, hasher: &ValueHasher) -> Self {
+        Self {
+            names: attributes.keys().cloned().collect(),
+            values: hasher.hash_all(attributes),
+        }
+    }
+}
+
+/// An update that passed every input rule.
+#[derive(Debug)]
+pub(crate) struct UpdateCommand {
+    pub(crate) pool: PoolId,
+    pub(crate) user: Username,
+    pub(crate) changes: AttributeChanges,
+    /// Passed to Cognito as `ClientMetadata`; never stored.
+    pub(crate) client_metadata: BTreeMap<String, String>,
+    pub(crate) dry_run: bool,
+    pub(crate) requested: Requested,
+}
+
+impl UpdateCommand {
+    /// What an audit record of this command knows.
+    pub(super) fn known(&self) -> Known {
+        Known {
+            dry_run: self.dry_run,
+            requested: Some(self.requested.clone()),
+            ..Known::default()
+        }
+    }
+}
+
+/// Where the update goes, as named in the path.
+pub(super) struct Target<'a> {
+    pub(super) pool_id: &'a str,
+    pub(super) username: &'a str,
+}
+
+/// Parses a raw request into a command: query, content type, body, JSON, input rules.
+pub(super) async fn parse<B>(
+    raw: RawUpdate<'_, B>,
+    target: &Target<'_>,
+    hasher: &ValueHasher,
+    limit: usize,
+) -> Result<UpdateCommand, Refused>
+where
+    B: Future<Output = Result<Vec<u8>, BodyError>>,
+{
+    let query = parse_query::<UpdateQuery>(raw.query)
+        .map_err(|message| Refused::invalid(Invalid::Query(message), Known::default()))?;
+    let known = Known {
+        dry_run: query.dry_run,
+        ..Known::default()
+    };
+    if !raw.content_type.is_some_and(is_json) {
+        return Err(Refused::invalid(Invalid::MediaType, known));
+    }
+    let body = raw.body.await.map_err(|error| {
+        let invalid = match error {
+            BodyError::TooLarge => Invalid::TooLarge { limit },
+            BodyError::Unreadable => Invalid::Unreadable,
+        };
+        Refused::invalid(invalid, known.clone())
+    })?;
+    let body: UpdateAttributesRequest = serde_json::from_slice(&body)
+        .map_err(|error| Refused::invalid(body_error(&error), known.clone()))?;
+    let requested = Requested::of(&body.attributes, hasher);
+    let known = Known {
+        requested: Some(requested.clone()),
+        ..known
+    };
+    if body.attributes.is_empty() {
+        return Err(Refused::invalid(Invalid::NoAttributes, known));
+    }
+    let (pool, user, changes) = check_input(target, body.attributes)
+        .map_err(|errors| Refused::invalid(Invalid::Input(errors), known))?;
+    Ok(UpdateCommand {
+        pool,
+        user,
+        changes,
+        client_metadata: body.client_metadata,
+        dry_run: query.dry_run,
+        requested,
+    })
+}
+
+/// The parser's message goes to the caller only: it may quote the body. The audit
+/// record gets the error class and position.
+fn body_error(error: &serde_json::Error) -> Invalid {
+    Invalid::Body {
+        message: error.to_string(),
+        audit: format!(
+            "{:?} JSON error at line {} column {}",
+            error.classify(),
+            error.line(),
+            error.column()
+        ),
+    }
+}
+
+/// Every input rule on the path and the attributes; every problem, not just the first.
+fn check_input(
+    target: &Target<'_>,
+    attributes: BTreeMap<String, String>,
+) -> Result<(PoolId, Username, AttributeChanges), Vec<FieldError>> {
+    match (
+        PoolId::parse(target.pool_id),
+        Username::parse(target.username),
+        AttributeChanges::parse(attributes),
+    ) {
+        (Ok(pool), Ok(user), Ok(changes)) => Ok((pool, user, changes)),
+        (pool, user, changes) => {
+            let mut errors: Vec<FieldError> =
+                [pool.err(), user.err()].into_iter().flatten().collect();
+            errors.extend(changes.err().unwrap_or_default());
+            Err(errors)
+        }
+    }
+}
+
+/// `application/json`, or another `application/*+json` type, with any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}

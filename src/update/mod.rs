@@ -1,0 +1,281 @@
+//! The attribute update service: the request path of `PATCH …/attributes` without HTTP.
+//!
+//! - **parse** (`command`): the raw request becomes an `UpdateCommand`, or a `Refusal`;
+//! - **authorize**: the policy and the pool's schema give `AllowedChanges`, or a `Refusal`;
+//! - **apply**: the intent record, then Cognito, then the outcome record.
+//!
+//! A refusal's audit record is written in one place (`UpdateService::refuse`), and every
+//! record is built afresh from the request's fixed facts (`Facts`). Cognito's update
+//! takes `AllowedChanges` and an `IntentReceipt`, which only an allowed decision and a
+//! durable intent record can produce. Must not depend on actix or routes.
+
+mod command;
+mod refusal;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::audit::{AuditLog, AuditRecord, DecisionRecord, Event, Outcome, ValueHasher};
+use crate::auth::Caller;
+use crate::cognito::{UpdateRequest, UserWriter};
+use crate::limit::RateLimiter;
+use crate::metrics::Metrics;
+use crate::policy::{self, AllowedChanges, Decision, DecisionRequest, Policy};
+use crate::policy_source::PolicySource;
+use crate::schema_cache::SchemaCache;
+use crate::wire::DeniedAttribute;
+
+pub(crate) use command::{
+    BodyError, RawUpdate, UpdateAttributesRequest, UpdateCommand, UpdateQuery,
+};
+pub(crate) use refusal::{Invalid, Refusal};
+
+use command::Target;
+use refusal::{Known, Refused};
+
+/// Everything an update needs besides the request itself.
+pub(crate) struct UpdateService {
+    pub(crate) policy: Arc<PolicySource>,
+    pub(crate) audit: AuditLog,
+    pub(crate) writer: Arc<dyn UserWriter>,
+    /// `None` when `cognito.validate_schema` is off.
+    pub(crate) schemas: Option<SchemaCache>,
+    pub(crate) hasher: ValueHasher,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// Who asks to update whom, as authenticated and as named in the path.
+pub(crate) struct UpdateFor<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) caller: &'a Caller,
+    pub(crate) pool_id: &'a str,
+    pub(crate) username: &'a str,
+}
+
+/// A done update: the names written (or that would be, on a dry run).
+#[derive(Debug)]
+pub(crate) struct Done {
+    pub(crate) updated: Vec<String>,
+    pub(crate) dry_run: bool,
+}
+
+/// The facts of one request that every one of its audit records carries.
+struct Facts<'a> {
+    who: &'a UpdateFor<'a>,
+    policy: Arc<Policy>,
+}
+
+impl Facts<'_> {
+    fn record(&self, event: Event, outcome: Outcome, known: &Known) -> AuditRecord {
+        let who = self.who;
+        let mut record =
+            AuditRecord::new(who.request_id, event, who.caller, who.pool_id, who.username);
+        record.policy_revision = self.policy.revision().to_owned();
+        record.outcome = outcome;
+        record.dry_run = known.dry_run;
+        if let Some(requested) = &known.requested {
+            record.attributes.clone_from(&requested.names);
+            record.values.clone_from(&requested.values);
+        }
+        record.decision.clone_from(&known.decision);
+        record.errors.clone_from(&known.errors);
+        record
+    }
+}
+
+/// What the policy allowed, with the record of the decision.
+struct Authorized {
+    changes: AllowedChanges,
+    decision: DecisionRecord,
+}
+
+impl UpdateService {
+    /// Runs one update: parse, authorize, apply. Every request leaves an audit record;
+    /// when that record cannot be written, the answer is `AuditUnavailable`.
+    pub(crate) async fn update<B>(
+        &self,
+        who: &UpdateFor<'_>,
+        raw: RawUpdate<'_, B>,
+    ) -> Result<Done, Refusal>
+    where
+        B: Future<Output = Result<Vec<u8>, BodyError>>,
+    {
+        let facts = Facts {
+            who,
+            policy: self.policy.current(),
+        };
+        match self.decide(&facts, raw).await {
+            Ok((command, authorized)) => self.apply(&facts, &command, authorized).await,
+            Err(refused) => Err(self.refuse(&facts, refused).await),
+        }
+    }
+
+    /// Admission, parse and authorization: everything before anything is written.
+    async fn decide<B>(
+        &self,
+        facts: &Facts<'_>,
+        raw: RawUpdate<'_, B>,
+    ) -> Result<(UpdateCommand, Authorized), Refused>
+    where
+        B: Future<Output = Result<Vec<u8>, BodyError>>,
+    {
+        self.limiter
+            .check(&facts.who.caller.iss, &facts.who.caller.sub)
+            .map_err(|retry_after_secs| Refused::bare(Refusal::Throttled { retry_after_secs }))?;
+        let target = Target {
+            pool_id: facts.who.pool_id,
+            username: facts.who.username,
+        };
+        let command = command::parse(raw, &target, &self.hasher, self.max_body_bytes).await?;
+        let authorized = self.authorize(facts, &command).await?;
+        Ok((command, authorized))
+    }
+
+    /// The policy's decision, and the pool's schema for callers the policy lets in.
+    async fn authorize(
+        &self,
+        facts: &Facts<'_>,
+        command: &UpdateCommand,
+    ) -> Result<Authorized, Refused> {
+        let caller = facts.who.caller;
+        let decision = policy::decide(
+            &facts.policy,
+            &DecisionRequest::new(
+                &caller.roles,
+                command.pool.as_str(),
+                command.changes.as_map(),
+            ),
+        );
+        // The pool's schema is asked only for callers with a role in this pool: anyone
+        // else is denied by the policy anyway, and must learn nothing about the pool (nor
+        // make attrgate spend Cognito's DescribeUserPool quota on guessed pool ids).
+        if let Some(schemas) = &self.schemas
+            && !decision.applicable_roles.is_empty()
+        {
+            match schemas.check(&command.pool, &command.changes).await {
+                Ok(Ok(())) => {}
+                Ok(Err(errors)) => {
+                    return Err(Refused::invalid(Invalid::Schema(errors), command.known()));
+                }
+                Err(error) => {
+                    return Err(Refused {
+                        refusal: Refusal::Upstream(error),
+                        known: command.known(),
+                    });
+                }
+            }
+        }
+        let record = decision_record(&decision);
+        let requested = command.requested.names.len();
+        match decision.into_allowed() {
+            Ok(changes) => Ok(Authorized {
+                changes,
+                decision: record,
+            }),
+            Err(_) => Err(Refused {
+                refusal: Refusal::Denied {
+                    denied: record.denied.clone(),
+                    requested,
+                },
+                known: Known {
+                    decision: Some(record),
+                    ..command.known()
+                },
+            }),
+        }
+    }
+
+    /// A dry run is recorded and answered; otherwise intent, Cognito, outcome.
+    async fn apply(
+        &self,
+        facts: &Facts<'_>,
+        command: &UpdateCommand,
+        authorized: Authorized,
+    ) -> Result<Done, Refusal> {
+        let known = Known {
+            decision: Some(authorized.decision),
+            ..command.known()
+        };
+        let updated = authorized.changes.names();
+        if command.dry_run {
+            self.append(&facts.record(Event::Request, Outcome::DryRun, &known))
+                .await?;
+            return Ok(Done {
+                updated,
+                dry_run: true,
+            });
+        }
+        let intent = self
+            .audit
+            .append_intent(&facts.record(Event::Intent, Outcome::Pending, &known))
+            .await
+            .map_err(|error| audit_failed(&error))?;
+        let result = self
+            .writer
+            .update_attributes(UpdateRequest {
+                pool_id: &command.pool,
+                username: &command.user,
+                changes: &authorized.changes,
+                intent: &intent,
+                client_metadata: &command.client_metadata,
+            })
+            .await;
+        let (outcome, cognito_request_id) = match &result {
+            Ok(done) => (Outcome::Updated, done.request_id.clone()),
+            Err(error) => (
+                Outcome::Upstream(error.code.clone()),
+                error.request_id.clone(),
+            ),
+        };
+        let mut record = facts.record(Event::Outcome, outcome, &known);
+        record.cognito_request_id = cognito_request_id;
+        // Cognito has answered: the answer must say what it did even if this record
+        // fails (the intent is on disk).
+        if let Err(error) = self.append(&record).await {
+            tracing::error!(?error, "the outcome record of an update was not written");
+        }
+        match result {
+            Ok(_) => Ok(Done {
+                updated,
+                dry_run: false,
+            }),
+            Err(error) => Err(Refusal::Upstream(error)),
+        }
+    }
+
+    /// Writes a refusal's record, then gives the refusal back; 503 if it cannot be written.
+    async fn refuse(&self, facts: &Facts<'_>, refused: Refused) -> Refusal {
+        let record = facts.record(Event::Request, refused.refusal.outcome(), &refused.known);
+        match self.append(&record).await {
+            Ok(()) => refused.refusal,
+            Err(unavailable) => unavailable,
+        }
+    }
+
+    /// Writes one record durably, counting its outcome; fails closed.
+    async fn append(&self, record: &AuditRecord) -> Result<(), Refusal> {
+        self.metrics
+            .decisions
+            .with_label_values(&[record.outcome.as_str()])
+            .inc();
+        self.audit
+            .append(record)
+            .await
+            .map_err(|error| audit_failed(&error))
+    }
+}
+
+fn audit_failed(error: &crate::audit::AuditError) -> Refusal {
+    tracing::error!(%error, "audit write failed; refusing the request");
+    Refusal::AuditUnavailable
+}
+
+fn decision_record(decision: &Decision) -> DecisionRecord {
+    DecisionRecord {
+        allowed: decision.is_allowed(),
+        applicable_roles: decision.applicable_roles.clone(),
+        denied: decision.denied.iter().map(DeniedAttribute::from).collect(),
+    }
+}

@@ -1,0 +1,118 @@
+//! Why an update was refused, as values: the service's one error type, and what each
+//! refusal's audit record says. Must not depend on actix.
+
+use crate::audit::{DecisionRecord, Outcome};
+use crate::cognito::DirectoryError;
+use crate::wire::{DeniedAttribute, FieldError};
+
+use super::command::Requested;
+
+/// An update that did not happen, and why.
+#[derive(Debug, Clone)]
+pub(crate) enum Refusal {
+    /// attrgate's own per-caller limit.
+    Throttled { retry_after_secs: u64 },
+    /// The request broke an input rule.
+    Invalid(Invalid),
+    /// The policy denied at least one of the `requested` attributes.
+    Denied {
+        denied: Vec<DeniedAttribute>,
+        requested: usize,
+    },
+    /// Cognito failed (reading the pool's schema, or the update itself).
+    Upstream(DirectoryError),
+    /// The audit log cannot be written, so nothing was done.
+    AuditUnavailable,
+}
+
+/// Which input rule a request broke.
+#[derive(Debug, Clone)]
+pub(crate) enum Invalid {
+    /// The query string (400).
+    Query(String),
+    /// The content type is not JSON (415).
+    MediaType,
+    /// The body is over `limit` bytes (413).
+    TooLarge { limit: usize },
+    /// The body could not be read off the connection (400).
+    Unreadable,
+    /// The body is not a valid update request (400). `message` is the parser's own,
+    /// which may quote the body and goes to the caller only; `audit` names the error
+    /// class and position.
+    Body { message: String, audit: String },
+    /// `attributes` is empty (400).
+    NoAttributes,
+    /// The input rules of SPEC.md (422).
+    Input(Vec<FieldError>),
+    /// Names the pool does not have or cannot change (422).
+    Schema(Vec<FieldError>),
+}
+
+impl Invalid {
+    /// The field errors written to the audit record: never a value from the request.
+    fn audit_errors(&self) -> Vec<FieldError> {
+        match self {
+            Self::Query(message) => vec![FieldError::new("query", message.clone())],
+            Self::MediaType | Self::TooLarge { .. } => Vec::new(),
+            Self::Unreadable => vec![FieldError::new("body", "the body could not be read")],
+            Self::Body { audit, .. } => vec![FieldError::new("body", audit.clone())],
+            Self::NoAttributes => vec![FieldError::new(
+                "attributes",
+                "must name at least one attribute",
+            )],
+            Self::Input(errors) | Self::Schema(errors) => errors.clone(),
+        }
+    }
+}
+
+impl Refusal {
+    /// The outcome its audit record carries.
+    pub(super) fn outcome(&self) -> Outcome {
+        match self {
+            Self::Throttled { .. } => Outcome::Throttled,
+            Self::Invalid(_) => Outcome::Invalid,
+            Self::Denied { .. } => Outcome::Denied,
+            Self::Upstream(error) => Outcome::Upstream(error.code.clone()),
+            // Never recorded: it is what a failed record turns into.
+            Self::AuditUnavailable => Outcome::Invalid,
+        }
+    }
+}
+
+/// What was known of a request when it was refused, for its audit record.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Known {
+    pub(super) dry_run: bool,
+    pub(super) requested: Option<Requested>,
+    pub(super) decision: Option<DecisionRecord>,
+    pub(super) errors: Vec<FieldError>,
+}
+
+/// A refusal with what was known of its request.
+#[derive(Debug)]
+pub(super) struct Refused {
+    pub(super) refusal: Refusal,
+    pub(super) known: Known,
+}
+
+impl Refused {
+    /// A refusal before anything of the request was read.
+    pub(super) fn bare(refusal: Refusal) -> Self {
+        Self {
+            refusal,
+            known: Known::default(),
+        }
+    }
+
+    /// An invalid request, with what was read of it.
+    pub(super) fn invalid(invalid: Invalid, known: Known) -> Self {
+        let known = Known {
+            errors: invalid.audit_errors(),
+            ..known
+        };
+        Self {
+            refusal: Refusal::Invalid(invalid),
+            known,
+        }
+    }
+}
