@@ -198,7 +198,10 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
             println!("  {message}");
         }
         for denial in &result.decision.denied {
-            println!("  denied {}: {}", denial.attribute, denial.reason);
+            println!(
+                "  denied {} ({}): {}",
+                denial.attribute, denial.code, denial.reason
+            );
         }
     }
     println!(

@@ -31,7 +31,7 @@ use crate::schema::{PoolSchema, SchemaAttribute};
 const MAX_CACHED_REGIONS: usize = 64;
 
 /// One update: the write capability (`changes` and `intent`) and where it applies.
-pub struct UpdateRequest<'a> {
+pub(crate) struct UpdateRequest<'a> {
     pub pool_id: &'a PoolId,
     pub username: &'a Username,
     /// What the policy allowed; nothing else can be written.
@@ -42,7 +42,7 @@ pub struct UpdateRequest<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Updated {
+pub(crate) struct Updated {
     /// Cognito's request id, for the audit log.
     pub request_id: Option<String>,
 }
@@ -70,7 +70,7 @@ pub enum DirectoryErrorKind {
 
 /// Reads a pool's attribute schema. The SDK implementation talks to Cognito; unit
 /// tests fake it.
-pub trait SchemaReader: Send + Sync {
+pub(crate) trait SchemaReader: Send + Sync {
     /// The pool's attribute schema (DescribeUserPool); `PoolNotFound` if there is no such pool.
     fn describe_pool<'a>(
         &'a self,
@@ -79,7 +79,7 @@ pub trait SchemaReader: Send + Sync {
 }
 
 /// Writes a user's attributes: only with what the policy allowed and a durable intent.
-pub trait UserWriter: Send + Sync {
+pub(crate) trait UserWriter: Send + Sync {
     fn update_attributes<'a>(
         &'a self,
         request: UpdateRequest<'a>,
@@ -87,7 +87,7 @@ pub trait UserWriter: Send + Sync {
 }
 
 /// Cognito through the AWS SDK: one client per region, built on first use.
-pub struct CognitoDirectory {
+pub(crate) struct CognitoDirectory {
     base: SdkConfig,
     settings: CognitoSettings,
     clients: RwLock<HashMap<String, Client>>,
@@ -97,7 +97,7 @@ pub struct CognitoDirectory {
 
 impl CognitoDirectory {
     /// `base` carries credentials from the standard AWS chain (or a test's static ones).
-    pub fn new(base: SdkConfig, settings: CognitoSettings) -> Self {
+    pub(crate) fn new(base: SdkConfig, settings: CognitoSettings) -> Self {
         Self {
             base,
             settings,
@@ -108,7 +108,7 @@ impl CognitoDirectory {
 
     /// Times every call in `seconds` (labels: operation, result).
     #[must_use]
-    pub fn timed_by(mut self, seconds: HistogramVec) -> Self {
+    pub(crate) fn timed_by(mut self, seconds: HistogramVec) -> Self {
         self.seconds = Some(seconds);
         self
     }

@@ -11,11 +11,11 @@ use crate::attribute::{IMMUTABLE_ATTRIBUTE, NAME_PREFIXES, STANDARD_ATTRIBUTES};
 use crate::suggest::closest;
 use crate::wire::FieldError;
 
-pub const MAX_ATTRIBUTES: usize = 50;
-pub const MAX_VALUE_CHARS: usize = 2048;
-pub const MAX_NAME_CHARS: usize = 32;
-pub const MAX_POOL_ID_CHARS: usize = 55;
-pub const MAX_USERNAME_CHARS: usize = 128;
+pub(crate) const MAX_ATTRIBUTES: usize = 50;
+pub(crate) const MAX_VALUE_CHARS: usize = 2048;
+pub(crate) const MAX_NAME_CHARS: usize = 32;
+pub(crate) const MAX_POOL_ID_CHARS: usize = 55;
+pub(crate) const MAX_USERNAME_CHARS: usize = 128;
 
 static POOL_ID: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[\w-]+_[0-9a-zA-Z]+$").expect("static regex"));
@@ -29,10 +29,10 @@ pub(crate) fn parse_query<Q: serde::de::DeserializeOwned>(query: &str) -> Result
 
 /// A user pool id such as `us-east-1_AbC123`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolId(String);
+pub(crate) struct PoolId(String);
 
 impl PoolId {
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.chars().count() > MAX_POOL_ID_CHARS || !POOL_ID.is_match(raw) {
             return Err(FieldError::new(
                 "pool_id",
@@ -43,21 +43,21 @@ impl PoolId {
     }
 
     /// The region named by the id: everything before the last `_`.
-    pub fn region(&self) -> &str {
+    pub(crate) fn region(&self) -> &str {
         self.0.rsplit_once('_').map_or("", |(region, _)| region)
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// A Cognito username: 1 to 128 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
+pub(crate) struct Username(String);
 
 impl Username {
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, FieldError> {
         let count = raw.chars().count();
         if count == 0 || count > MAX_USERNAME_CHARS {
             return Err(FieldError::new("username", "must be 1 to 128 characters"));
@@ -71,18 +71,18 @@ impl Username {
         Ok(Self(raw.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
 
 /// Attribute changes that passed every input rule: names are known, values well-formed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttributeChanges(BTreeMap<String, String>);
+pub(crate) struct AttributeChanges(BTreeMap<String, String>);
 
 impl AttributeChanges {
     /// Checks every attribute and reports every problem, not just the first.
-    pub fn parse(attributes: BTreeMap<String, String>) -> Result<Self, Vec<FieldError>> {
+    pub(crate) fn parse(attributes: BTreeMap<String, String>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         if attributes.len() > MAX_ATTRIBUTES {
             errors.push(FieldError::new(
@@ -110,7 +110,7 @@ impl AttributeChanges {
         }
     }
 
-    pub fn as_map(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }
 }

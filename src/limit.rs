@@ -7,7 +7,7 @@ use std::time::Instant;
 
 const MAX_TRACKED_CALLERS: usize = 10_000;
 
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     per_second: f64,
     burst: f64,
     buckets: Mutex<HashMap<(String, String), Bucket>>,
@@ -21,7 +21,7 @@ struct Bucket {
 
 impl RateLimiter {
     /// `per_second == 0` turns the limit off.
-    pub fn new(per_second: u32, burst: u32) -> Self {
+    pub(crate) fn new(per_second: u32, burst: u32) -> Self {
         Self {
             per_second: f64::from(per_second),
             burst: f64::from(burst.max(1)),
@@ -30,7 +30,7 @@ impl RateLimiter {
     }
 
     /// Takes one token for the caller, or says how many seconds to wait.
-    pub fn check(&self, iss: &str, sub: &str) -> Result<(), u64> {
+    pub(crate) fn check(&self, iss: &str, sub: &str) -> Result<(), u64> {
         self.check_at(iss, sub, Instant::now())
     }
 

@@ -6,7 +6,7 @@ use prometheus::{
     TextEncoder,
 };
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub decisions: IntCounterVec,
@@ -27,7 +27,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
             Opts::new(
@@ -124,7 +124,7 @@ impl Metrics {
     }
 
     /// Makes `revision` the only label of `attrgate_policy_info`.
-    pub fn set_policy_revision(&self, previous: Option<&str>, revision: &str) {
+    pub(crate) fn set_policy_revision(&self, previous: Option<&str>, revision: &str) {
         if let Some(previous) = previous.filter(|previous| *previous != revision) {
             // An absent label is not an error worth reporting.
             let _ = self.policy_info.remove_label_values(&[previous]);
@@ -133,7 +133,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)

@@ -182,33 +182,53 @@ fn problem_examples(
     operation_id: &str,
     status: u16,
 ) -> Vec<(&'static str, &'static str, ApiError)> {
-    let field = FieldError::new;
-    let upstream = |kind| {
-        ApiError::from(DirectoryError {
-            kind,
-            code: "Example".into(),
-            request_id: None,
-        })
-    };
-    let keys_not_fetched = (
+    match (operation_id, status) {
+        ("getPermissions", 400 | 422 | 503) => permissions_examples(status),
+        (_, 400..=499) => client_error_examples(status),
+        _ => server_error_examples(status),
+    }
+}
+
+type Example = (&'static str, &'static str, ApiError);
+
+fn keys_not_fetched() -> Example {
+    (
         "keys_not_fetched",
         "The token issuer's keys are not fetched yet",
         ApiError::keys_unavailable(),
-    );
-    match (operation_id, status) {
-        ("getPermissions", 400) => vec![(
+    )
+}
+
+fn upstream(kind: DirectoryErrorKind) -> ApiError {
+    ApiError::from(DirectoryError {
+        kind,
+        code: "Example".into(),
+        request_id: None,
+    })
+}
+
+fn permissions_examples(status: u16) -> Vec<Example> {
+    match status {
+        400 => vec![(
             "missing_pool_id",
             "No pool_id",
             ApiError::permissions_query("Query deserialize error: missing field `pool_id`"),
         )],
-        ("getPermissions", 422) => vec![(
+        422 => vec![(
             "bad_pool_id",
             "A malformed pool id",
             ApiError::invalid_pool_id(
                 crate::input::PoolId::parse("no pool").expect_err("an invalid pool id"),
             ),
         )],
-        (_, 400) => vec![
+        _ => vec![keys_not_fetched()],
+    }
+}
+
+fn client_error_examples(status: u16) -> Vec<Example> {
+    let field = FieldError::new;
+    match status {
+        400 => vec![
             (
                 "unknown_field",
                 "An unknown field",
@@ -222,12 +242,12 @@ fn problem_examples(
                 ApiError::no_attributes(),
             ),
         ],
-        (_, 401) => vec![(
+        401 => vec![(
             "expired",
             "An expired token",
             ApiError::from(AuthError::Expired),
         )],
-        (_, 403) => vec![(
+        403 => vec![(
             "denied",
             "Two of three attributes denied; nothing was written",
             ApiError::denied(
@@ -246,27 +266,27 @@ fn problem_examples(
                 3,
             ),
         )],
-        (_, 404) => vec![(
+        404 => vec![(
             "no_user",
             "No such user",
             upstream(DirectoryErrorKind::UserNotFound),
         )],
-        (_, 409) => vec![(
+        409 => vec![(
             "alias_exists",
             "The email is another user's alias",
             upstream(DirectoryErrorKind::AliasExists),
         )],
-        (_, 413) => vec![(
+        413 => vec![(
             "too_large",
             "A body over the limit",
             ApiError::payload_too_large(16384),
         )],
-        (_, 415) => vec![(
+        415 => vec![(
             "not_json",
             "A body that is not JSON",
             ApiError::unsupported_media_type(),
         )],
-        (_, 422) => vec![(
+        422 => vec![(
             "input_rules",
             "Names and values that break the input rules",
             ApiError::input_rules(vec![
@@ -277,26 +297,31 @@ fn problem_examples(
                 ),
             ]),
         )],
-        (_, 429) => vec![(
+        429 => vec![(
             "throttled",
             "Too many requests from this caller",
             ApiError::caller_throttled(1),
         )],
-        (_, 502) => vec![(
+        _ => Vec::new(),
+    }
+}
+
+fn server_error_examples(status: u16) -> Vec<Example> {
+    match status {
+        502 => vec![(
             "upstream",
             "Cognito failed",
             upstream(DirectoryErrorKind::Upstream),
         )],
-        ("getPermissions", 503) => vec![keys_not_fetched],
-        (_, 503) => vec![
+        503 => vec![
             (
                 "audit_unavailable",
                 "The audit log cannot be written",
                 ApiError::audit_unavailable(),
             ),
-            keys_not_fetched,
+            keys_not_fetched(),
         ],
-        (_, 504) => vec![(
+        504 => vec![(
             "timeout",
             "Cognito did not answer in time",
             upstream(DirectoryErrorKind::Timeout),

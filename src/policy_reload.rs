@@ -17,14 +17,14 @@ use crate::policy_source::{LoadError, PolicySource, Reloaded};
 
 /// How long to wait after a change before reading the file, so that an editor's
 /// burst of writes and renames is read once, complete.
-pub const DEBOUNCE: Duration = Duration::from_millis(250);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// Kubernetes swaps a mounted ConfigMap by renaming this symlink in the same directory.
 const CONFIGMAP_DATA_LINK: &str = "..data";
 
 /// What asked for a reload; it only shows up in the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     Signal,
     FileChanged,
 }
@@ -40,13 +40,13 @@ impl Trigger {
 
 /// Reloads the policy and keeps the logs and metrics right about it.
 #[derive(Clone)]
-pub struct PolicyReloader {
+pub(crate) struct PolicyReloader {
     source: Arc<PolicySource>,
     metrics: Arc<Metrics>,
 }
 
 impl PolicyReloader {
-    pub fn new(source: Arc<PolicySource>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(source: Arc<PolicySource>, metrics: Arc<Metrics>) -> Self {
         Self { source, metrics }
     }
 
@@ -55,7 +55,7 @@ impl PolicyReloader {
     /// # Errors
     /// The file cannot be read or is invalid: the error is logged, counted in
     /// `attrgate_policy_reload_failures_total`, and the policy in force stays.
-    pub fn reload(&self, trigger: Trigger) -> Result<Reloaded, LoadError> {
+    pub(crate) fn reload(&self, trigger: Trigger) -> Result<Reloaded, LoadError> {
         let path = self.source.path().display().to_string();
         match self.source.reload() {
             Ok(Reloaded::Replaced { previous, current }) => {
@@ -99,7 +99,7 @@ impl PolicyReloader {
 
     /// Starts reloading on SIGHUP and on changes to the policy file, for as long as the
     /// runtime runs. If the file cannot be watched, SIGHUP still works (logged).
-    pub fn spawn(self) {
+    pub(crate) fn spawn(self) {
         let (sender, receiver) = unbounded_channel();
         let watcher = match watch(self.source.path(), sender.clone()) {
             Ok(watcher) => Some(watcher),

@@ -33,7 +33,7 @@ fn located(path: &Path, diagnostics: &[PolicyDiagnostic]) -> String {
         })
 }
 
-pub fn load_policy(path: &Path) -> Result<Policy, LoadError> {
+pub(crate) fn load_policy(path: &Path) -> Result<Policy, LoadError> {
     let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
@@ -46,7 +46,7 @@ pub fn load_policy(path: &Path) -> Result<Policy, LoadError> {
 
 /// What a successful reload did.
 #[derive(Debug, Clone)]
-pub enum Reloaded {
+pub(crate) enum Reloaded {
     /// The file holds the policy already in force (same revision); nothing was swapped.
     Unchanged(Arc<Policy>),
     /// A new revision is in force; requests that took `previous` finish on it.
@@ -56,24 +56,24 @@ pub enum Reloaded {
     },
 }
 
-pub struct PolicySource {
+pub(crate) struct PolicySource {
     path: PathBuf,
     current: RwLock<Arc<Policy>>,
 }
 
 impl PolicySource {
-    pub fn load(path: &Path) -> Result<Self, LoadError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, LoadError> {
         Ok(Self {
             path: path.to_owned(),
             current: RwLock::new(Arc::new(load_policy(path)?)),
         })
     }
 
-    pub fn current(&self) -> Arc<Policy> {
+    pub(crate) fn current(&self) -> Arc<Policy> {
         self.current.read().expect("policy lock").clone()
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -81,7 +81,7 @@ impl PolicySource {
     ///
     /// # Errors
     /// The file cannot be read or is not a valid policy; the policy in force stays.
-    pub fn reload(&self) -> Result<Reloaded, LoadError> {
+    pub(crate) fn reload(&self) -> Result<Reloaded, LoadError> {
         // Parsed outside the lock: readers never wait on the filesystem.
         let policy = Arc::new(load_policy(&self.path)?);
         let mut current = self.current.write().expect("policy lock");

@@ -10,7 +10,7 @@ use crate::wire::FieldError;
 /// One attribute as the pool's schema lists it (custom ones as `custom:<name>`,
 /// developer-only ones as `dev:custom:<name>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaAttribute {
+pub(crate) struct SchemaAttribute {
     pub name: String,
     /// `false`: the value cannot change once the user exists (`Mutable: false`).
     pub mutable: bool,
@@ -18,12 +18,12 @@ pub struct SchemaAttribute {
 
 /// The attributes a pool has.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PoolSchema {
+pub(crate) struct PoolSchema {
     pub attributes: Vec<SchemaAttribute>,
 }
 
 impl PoolSchema {
-    pub fn new(attributes: Vec<SchemaAttribute>) -> Self {
+    pub(crate) fn new(attributes: Vec<SchemaAttribute>) -> Self {
         Self { attributes }
     }
 
@@ -32,7 +32,7 @@ impl PoolSchema {
     /// not list is taken as present and mutable (moto omits them from pools created with
     /// custom attributes; Cognito itself always lists them).
     #[must_use]
-    pub fn mutability(&self, name: &str) -> Option<bool> {
+    pub(crate) fn mutability(&self, name: &str) -> Option<bool> {
         self.attributes
             .iter()
             .find(|attribute| attribute.name == name)
@@ -42,7 +42,7 @@ impl PoolSchema {
 
     /// Every attribute of the pool: the listed ones, then the standard ones it omits.
     #[must_use]
-    pub fn effective_attributes(&self) -> Vec<SchemaAttribute> {
+    pub(crate) fn effective_attributes(&self) -> Vec<SchemaAttribute> {
         let mut all = self.attributes.clone();
         for standard in STANDARD_ATTRIBUTES {
             if !all.iter().any(|attribute| attribute.name == *standard) {
@@ -59,7 +59,11 @@ impl PoolSchema {
     ///
     /// # Errors
     /// One `attributes.<name>` error per name the pool lacks or cannot change.
-    pub fn check(&self, pool_id: &str, changes: &AttributeChanges) -> Result<(), Vec<FieldError>> {
+    pub(crate) fn check(
+        &self,
+        pool_id: &str,
+        changes: &AttributeChanges,
+    ) -> Result<(), Vec<FieldError>> {
         let errors: Vec<FieldError> = changes
             .as_map()
             .keys()

@@ -8,12 +8,13 @@ use std::path::Path;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(super) const GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Adds `seq`, `prev_hash` and `hash` to a record and returns its line (without newline).
 /// The reference definition; the writer uses `seal_prepared`, which must equal it.
 #[cfg(test)]
-pub fn seal(mut record: Value, seq: u64, prev_hash: &str) -> (String, String) {
+pub(super) fn seal(mut record: Value, seq: u64, prev_hash: &str) -> (String, String) {
     let object = record
         .as_object_mut()
         .expect("audit records are JSON objects");
@@ -33,7 +34,7 @@ pub fn seal(mut record: Value, seq: u64, prev_hash: &str) -> (String, String) {
 /// SHA-256, so the serialisation runs on the requests' cores, not on the single writer.
 /// `seal_prepared` gives exactly the bytes `seal` gives (a test holds them equal).
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(super) struct Prepared {
     /// Canonical JSON without `seq`, `prev_hash` and `hash` values.
     text: String,
     /// Where `"hash":"…"` goes, and on which side of it a comma is needed.
@@ -47,7 +48,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// Lays out the record's keys in canonical (sorted) order, leaving the gaps.
-    pub fn new(record: Value) -> Self {
+    pub(super) fn new(record: Value) -> Self {
         let Value::Object(mut object) = record else {
             panic!("audit records are JSON objects");
         };
@@ -93,7 +94,7 @@ impl Prepared {
 }
 
 /// The fast twin of `seal`: returns the same line and hash.
-pub fn seal_prepared(prepared: &Prepared, seq: u64, prev_hash: &str) -> (String, String) {
+pub(super) fn seal_prepared(prepared: &Prepared, seq: u64, prev_hash: &str) -> (String, String) {
     let Prepared {
         text,
         hash_at,
@@ -132,7 +133,7 @@ fn digest(record: &Value) -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifySummary {
+pub(crate) struct VerifySummary {
     pub records: u64,
     pub last_seq: Option<u64>,
     pub last_hash: String,
@@ -140,14 +141,14 @@ pub struct VerifySummary {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
-pub struct VerifyError {
+pub(crate) struct VerifyError {
     pub line: usize,
     pub message: String,
 }
 
 /// Checks a sequence of lines from `GENESIS_HASH` (or `start`). `complete` tells whether
 /// the input ended with a newline, so a torn last line can be told from a bad one.
-pub fn verify_lines<'a>(
+pub(super) fn verify_lines<'a>(
     lines: impl IntoIterator<Item = &'a str>,
     start: Option<&str>,
     complete: bool,
@@ -216,7 +217,7 @@ pub fn verify_lines<'a>(
 }
 
 /// Verifies one file from the start of the chain (or from `start`, the last hash of the file before).
-pub fn verify_file(path: &Path, start: Option<&str>) -> Result<VerifySummary, VerifyError> {
+pub(crate) fn verify_file(path: &Path, start: Option<&str>) -> Result<VerifySummary, VerifyError> {
     let io_error = |e: std::io::Error| VerifyError {
         line: 0,
         message: format!("failed to read {}: {e}", path.display()),

@@ -6,15 +6,11 @@ mod chain;
 mod record;
 mod writer;
 
-pub use chain::{GENESIS_HASH, VerifyError, VerifySummary, verify_file, verify_lines};
-pub use record::{
-    AuditRecord, CallerRecord, DecisionRecord, Event, KeyError, MAX_RECORDED_ROLES, Outcome,
-    ValueHasher, now_rfc3339,
-};
-pub use writer::{
-    AuditCounters, AuditLog, AuditStore, ChainHead, FileStore, IntentReceipt, rotated_files,
-    rotated_name,
-};
+pub(crate) use chain::verify_file;
+pub use record::{AuditRecord, Event, Outcome};
+pub(crate) use record::{DecisionRecord, KeyError, ValueHasher};
+pub(crate) use writer::IntentReceipt;
+pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {

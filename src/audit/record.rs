@@ -11,13 +11,13 @@ use crate::auth::Caller;
 use crate::wire::{DeniedAttribute, FieldError};
 
 /// The shortest audit HMAC key accepted, in bytes.
-pub const MIN_KEY_BYTES: usize = 32;
+pub(super) const MIN_KEY_BYTES: usize = 32;
 /// Caller-supplied strings (username, pool id, token claims) are cut to this many
 /// characters in records.
 const MAX_ECHO_CHARS: usize = 256;
 /// A record names at most this many of the caller's roles and counts the rest, so that
 /// no record grows with the size of a token's claims.
-pub const MAX_RECORDED_ROLES: usize = 20;
+pub(super) const MAX_RECORDED_ROLES: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,7 +164,7 @@ fn truncate(raw: &str) -> String {
     raw.chars().take(MAX_ECHO_CHARS).collect()
 }
 
-pub fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -173,7 +173,7 @@ pub fn now_rfc3339() -> String {
 /// HMAC-SHA256 of attribute values under the configured key, so the log can be searched
 /// for a known value (`attrgate audit hash`) without ever holding one in clear.
 #[derive(Clone)]
-pub struct ValueHasher {
+pub(crate) struct ValueHasher {
     key: SecretSlice<u8>,
 }
 
@@ -192,14 +192,14 @@ pub enum KeyError {
 }
 
 impl ValueHasher {
-    pub fn new(key: &[u8]) -> Self {
+    pub(crate) fn new(key: &[u8]) -> Self {
         Self {
             key: SecretSlice::from(key.to_vec()),
         }
     }
 
     /// Takes the key from the value of the environment variable `var` that the config names.
-    pub fn from_env_value(var: &str, value: Option<String>) -> Result<Self, KeyError> {
+    pub(crate) fn from_env_value(var: &str, value: Option<String>) -> Result<Self, KeyError> {
         let key = value.ok_or_else(|| KeyError::Missing(var.to_owned()))?;
         if key.len() < MIN_KEY_BYTES {
             return Err(KeyError::TooShort(var.to_owned()));
@@ -207,14 +207,14 @@ impl ValueHasher {
         Ok(Self::new(key.as_bytes()))
     }
 
-    pub fn hash(&self, value: &str) -> String {
+    pub(crate) fn hash(&self, value: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose_secret())
             .expect("HMAC takes a key of any length");
         mac.update(value.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 
-    pub fn hash_all(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    pub(crate) fn hash_all(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         values
             .iter()
             .map(|(name, value)| (name.clone(), self.hash(value)))

@@ -44,7 +44,7 @@ impl Default for ChainHead {
     }
 }
 
-pub struct FileStore {
+pub(super) struct FileStore {
     path: PathBuf,
     file: File,
     len: u64,
@@ -52,14 +52,14 @@ pub struct FileStore {
 }
 
 /// The name of the `n`th rotated file: `<path>.<n, 8 digits>`, so a shell glob lists them in order.
-pub fn rotated_name(path: &Path, n: u64) -> PathBuf {
+pub(super) fn rotated_name(path: &Path, n: u64) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n:08}"));
     PathBuf::from(name)
 }
 
 /// The rotated files of `path`, oldest first.
-pub fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+pub(super) fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -119,7 +119,7 @@ impl FileStore {
     /// Opens (or creates) the log, cuts a torn last line, and finds where the chain resumes:
     /// after the last record of this file or, if it is empty, of the newest rotated file.
     /// Returns the number of bytes cut, if any, so the writer can record the repair.
-    pub fn open(
+    pub(super) fn open(
         path: &Path,
         rotate_bytes: Option<u64>,
     ) -> Result<(Self, ChainHead, Option<u64>), AuditError> {

@@ -48,7 +48,7 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// The id tracing-actix-web gave this request (also sent back as `x-request-id`).
-pub fn request_id(req: &HttpRequest) -> String {
+pub(crate) fn request_id(req: &HttpRequest) -> String {
     req.extensions()
         .get::<RequestId>()
         .map(ToString::to_string)

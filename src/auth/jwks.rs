@@ -12,25 +12,25 @@ use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 
-pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
-pub struct CachedKey {
+pub(crate) struct CachedKey {
     pub key: DecodingKey,
     /// The `alg` the JWK declares, if any: a token must then use exactly it.
     pub alg: Option<Algorithm>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     #[error("failed to fetch JWKS from {url}: {message}")]
     Http { url: String, message: String },
     #[error("JWKS from {url} is not a valid key set: {message}")]
     Invalid { url: String, message: String },
 }
 
-pub struct JwksCache {
+pub(crate) struct JwksCache {
     url: String,
     http: reqwest::Client,
     keys: RwLock<Arc<HashMap<String, CachedKey>>>,
@@ -42,14 +42,14 @@ pub struct JwksCache {
     min_interval: Duration,
 }
 
-pub enum Lookup {
+pub(crate) enum Lookup {
     Found(CachedKey),
     Unknown,
     NeverFetched,
 }
 
 impl JwksCache {
-    pub fn new(url: String, http: reqwest::Client, min_interval: Duration) -> Self {
+    pub(crate) fn new(url: String, http: reqwest::Client, min_interval: Duration) -> Self {
         Self {
             url,
             http,
@@ -61,16 +61,12 @@ impl JwksCache {
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn fetched_once(&self) -> bool {
+    pub(crate) fn fetched_once(&self) -> bool {
         self.fetched_once.load(Ordering::Acquire)
     }
 
     /// Finds `kid`, refetching the set once if it is unknown and the last attempt is old enough.
-    pub async fn lookup(&self, kid: &str) -> Lookup {
+    pub(crate) async fn lookup(&self, kid: &str) -> Lookup {
         if let Some(key) = self.keys.read().await.get(kid) {
             return Lookup::Found(key.clone());
         }
@@ -95,7 +91,7 @@ impl JwksCache {
     }
 
     /// Fetches the set now (start-up, periodic refresh, or an unknown kid), one fetch at a time.
-    pub async fn refresh(&self) -> Result<usize, FetchError> {
+    pub(crate) async fn refresh(&self) -> Result<usize, FetchError> {
         let _single_flight = self.fetching.lock().await;
         self.fetch_and_store().await
     }

@@ -6,9 +6,9 @@ mod extractor;
 mod jwks;
 mod verifier;
 
-pub use extractor::request_id;
-pub use jwks::{JwksCache, REFETCH_INTERVAL};
-pub use verifier::Verifier;
+pub(crate) use extractor::request_id;
+pub(crate) use jwks::REFETCH_INTERVAL;
+pub(crate) use verifier::Verifier;
 
 use serde::Serialize;
 

@@ -16,7 +16,7 @@ use super::{AuthError, Caller};
 use crate::config::{AuthSettings, ConfigError, IssuerSettings};
 
 /// The shortest HMAC secret accepted: 256 bits, as RFC 7518 asks for HS256.
-pub const MIN_HMAC_SECRET_BYTES: usize = 32;
+pub(super) const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 enum KeySource {
     Jwks(Arc<JwksCache>),
@@ -31,14 +31,14 @@ struct Issuer {
     keys: KeySource,
 }
 
-pub struct Verifier {
+pub(crate) struct Verifier {
     issuers: HashMap<String, Issuer>,
     leeway_seconds: u64,
 }
 
 impl Verifier {
     /// Builds the verifier. `secret` reads an environment variable (injected for tests).
-    pub fn new(
+    pub(crate) fn new(
         settings: &AuthSettings,
         http: reqwest::Client,
         refetch_interval: Duration,
@@ -68,7 +68,7 @@ impl Verifier {
     }
 
     /// The JWKS caches, for start-up fetching, periodic refresh and readiness.
-    pub fn jwks_caches(&self) -> Vec<Arc<JwksCache>> {
+    pub(crate) fn jwks_caches(&self) -> Vec<Arc<JwksCache>> {
         self.issuers
             .values()
             .filter_map(|issuer| match &issuer.keys {
@@ -79,11 +79,11 @@ impl Verifier {
     }
 
     /// True once every JWKS issuer's keys have been fetched at least once.
-    pub fn keys_ready(&self) -> bool {
+    pub(crate) fn keys_ready(&self) -> bool {
         self.jwks_caches().iter().all(|cache| cache.fetched_once())
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| AuthError::Malformed)?;

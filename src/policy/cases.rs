@@ -12,13 +12,13 @@ use super::diagnostic::{PolicyDiagnostic, PolicyError};
 
 /// A parsed case file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaseFile {
+pub(crate) struct CaseFile {
     pub cases: Vec<Case>,
 }
 
 /// One request and the outcome the policy must give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Case {
+pub(crate) struct Case {
     pub name: String,
     pub roles: Vec<String>,
     pub pool: String,
@@ -35,7 +35,7 @@ pub struct Case {
 /// `{attribute, code}` to also assert the denial code.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
-pub enum ExpectedDenial {
+pub(crate) enum ExpectedDenial {
     Name(String),
     Coded(CodedDenial),
 }
@@ -43,21 +43,21 @@ pub enum ExpectedDenial {
 /// `{attribute: NAME, code: CODE}` in a case's `denied` list.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CodedDenial {
+pub(crate) struct CodedDenial {
     pub attribute: String,
     pub code: DenialCode,
 }
 
 impl ExpectedDenial {
     #[must_use]
-    pub fn attribute(&self) -> &str {
+    pub(crate) fn attribute(&self) -> &str {
         match self {
             Self::Name(attribute) | Self::Coded(CodedDenial { attribute, .. }) => attribute,
         }
     }
 
     #[must_use]
-    pub fn code(&self) -> Option<DenialCode> {
+    pub(crate) fn code(&self) -> Option<DenialCode> {
         match self {
             Self::Name(_) => None,
             Self::Coded(coded) => Some(coded.code),
@@ -67,7 +67,7 @@ impl ExpectedDenial {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Expect {
+pub(crate) enum Expect {
     Allow,
     Deny,
 }
@@ -83,7 +83,7 @@ impl fmt::Display for Expect {
 
 /// The outcome of one case.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CaseResult {
+pub(crate) struct CaseResult {
     pub name: String,
     /// The line of the case in its file, when known.
     pub line: Option<usize>,
@@ -117,7 +117,7 @@ struct RawCase {
 ///
 /// # Errors
 /// Every problem found (YAML, unknown keys, duplicate or contradictory cases), each with its line.
-pub fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
+pub(crate) fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
     let raw: RawCaseFile =
         serde_saphyr::from_str(source).map_err(|error| PolicyError::from_yaml(&error))?;
     let mut errors = Vec::new();
@@ -207,7 +207,7 @@ pub fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
 
 /// Runs every case against `policy`, in file order.
 #[must_use]
-pub fn run_cases(policy: &Policy, cases: &CaseFile) -> Vec<CaseResult> {
+pub(crate) fn run_cases(policy: &Policy, cases: &CaseFile) -> Vec<CaseResult> {
     cases
         .cases
         .iter()

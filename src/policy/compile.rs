@@ -532,146 +532,148 @@ roles:
         assert_ne!(policy.revision(), other.revision());
     }
 
+    const INVALID_POLICIES: &[(&str, &str, usize, &str)] = &[
+        (
+            "unknown top-level key",
+            "version: 1\nrole:\n  a: {update: [x]}\n",
+            2,
+            "unknown key `role` (did you mean `roles`?)",
+        ),
+        (
+            "unknown role key",
+            "version: 1\nroles:\n  support:\n    updates: [given_name]\n",
+            4,
+            "unknown key `updates` (did you mean `update`?)",
+        ),
+        (
+            "unknown constraint key",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {oneof: [a]}\n",
+            6,
+            "unknown key `oneof` (did you mean `one_of`?)",
+        ),
+        ("missing version", "roles: {}\n", 1, "missing key `version`"),
+        (
+            "unknown version",
+            "version: 2\nroles: {}\n",
+            1,
+            "unsupported version 2",
+        ),
+        (
+            "version that is not a number",
+            "version: one\n",
+            1,
+            "invalid i64",
+        ),
+        (
+            "duplicate role",
+            "version: 1\nroles:\n  a: {update: [x]}\n  a: {update: [y]}\n",
+            4,
+            "duplicate key `a`",
+        ),
+        (
+            "empty glob",
+            "version: 1\nprotected:\n  - sub\n  - \"\"\n",
+            4,
+            "protected: a glob may not be empty",
+        ),
+        (
+            "glob with a space",
+            "version: 1\nroles:\n  a:\n    update: [\"given name\"]\n",
+            4,
+            "role a, update: glob \"given name\"",
+        ),
+        (
+            "glob with **",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    deny: [\"custom:**\"]\n",
+            5,
+            "role a, deny: glob \"custom:**\"",
+        ),
+        (
+            "pool glob with ?",
+            "version: 1\nroles:\n  a:\n    pools: [\"us-east-1_?\"]\n    update: [x]\n",
+            4,
+            "only * is a wildcard",
+        ),
+        (
+            "invalid regex",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        pattern: \"[a-\"\n",
+            7,
+            "invalid pattern \"[a-\": unclosed character class",
+        ),
+        (
+            "constraint on an attribute the role cannot update",
+            "version: 1\nroles:\n  a:\n    update: [\"custom:plan\"]\n    constraints:\n      \"custom:plna\": {max_length: 3}\n",
+            6,
+            "role a cannot update custom:plna (did you mean `custom:plan`?)",
+        ),
+        (
+            "constraint with a glob key",
+            "version: 1\nroles:\n  a:\n    update: [\"custom:*\"]\n    constraints:\n      \"custom:*\": {max_length: 3}\n",
+            6,
+            "constraint keys are exact attribute names, not globs",
+        ),
+        (
+            "constraint on a verified flag",
+            "version: 1\nroles:\n  a:\n    update: [\"*\"]\n    constraints:\n      email_verified: {one_of: [\"true\"]}\n",
+            6,
+            "email_verified is granted only by `verify: [email]`",
+        ),
+        (
+            "constraint without a rule",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {}\n",
+            6,
+            "sets no rule",
+        ),
+        (
+            "empty one_of",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        one_of: []\n",
+            7,
+            "one_of must list at least one value",
+        ),
+        (
+            "zero max_length",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        max_length: 0\n",
+            7,
+            "max_length must be a positive number of characters, not 0",
+        ),
+        (
+            "negative max_length",
+            "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {max_length: -5}\n",
+            6,
+            "max_length must be a positive number of characters, not -5",
+        ),
+        (
+            "verify entry written as the flag",
+            "version: 1\nroles:\n  a:\n    verify: [email_verified]\n",
+            4,
+            "unknown entry \"email_verified\" (did you mean `email`?)",
+        ),
+        (
+            "verify entry that is not verifiable",
+            "version: 1\nroles:\n  a:\n    verify: [address]\n",
+            4,
+            "verify takes email and/or phone_number",
+        ),
+        (
+            "role name with a space",
+            "version: 1\nroles:\n  \"support team\": {update: [x]}\n",
+            3,
+            "role name \"support team\"",
+        ),
+        ("not a mapping", "- version: 1\n", 1, "expected mapping"),
+        (
+            "wrong type for a list",
+            "version: 1\nprotected: sub\n",
+            2,
+            "expected sequence",
+        ),
+        ("YAML syntax error", "version: 1\nprotected: [sub\n", 2, ""),
+        ("empty file", "", 1, ""),
+    ];
+
     #[test]
     fn each_invalid_policy_is_rejected_with_the_line_of_its_error() {
-        let table: &[(&str, &str, usize, &str)] = &[
-            (
-                "unknown top-level key",
-                "version: 1\nrole:\n  a: {update: [x]}\n",
-                2,
-                "unknown key `role` (did you mean `roles`?)",
-            ),
-            (
-                "unknown role key",
-                "version: 1\nroles:\n  support:\n    updates: [given_name]\n",
-                4,
-                "unknown key `updates` (did you mean `update`?)",
-            ),
-            (
-                "unknown constraint key",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {oneof: [a]}\n",
-                6,
-                "unknown key `oneof` (did you mean `one_of`?)",
-            ),
-            ("missing version", "roles: {}\n", 1, "missing key `version`"),
-            (
-                "unknown version",
-                "version: 2\nroles: {}\n",
-                1,
-                "unsupported version 2",
-            ),
-            (
-                "version that is not a number",
-                "version: one\n",
-                1,
-                "invalid i64",
-            ),
-            (
-                "duplicate role",
-                "version: 1\nroles:\n  a: {update: [x]}\n  a: {update: [y]}\n",
-                4,
-                "duplicate key `a`",
-            ),
-            (
-                "empty glob",
-                "version: 1\nprotected:\n  - sub\n  - \"\"\n",
-                4,
-                "protected: a glob may not be empty",
-            ),
-            (
-                "glob with a space",
-                "version: 1\nroles:\n  a:\n    update: [\"given name\"]\n",
-                4,
-                "role a, update: glob \"given name\"",
-            ),
-            (
-                "glob with **",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    deny: [\"custom:**\"]\n",
-                5,
-                "role a, deny: glob \"custom:**\"",
-            ),
-            (
-                "pool glob with ?",
-                "version: 1\nroles:\n  a:\n    pools: [\"us-east-1_?\"]\n    update: [x]\n",
-                4,
-                "only * is a wildcard",
-            ),
-            (
-                "invalid regex",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        pattern: \"[a-\"\n",
-                7,
-                "invalid pattern \"[a-\": unclosed character class",
-            ),
-            (
-                "constraint on an attribute the role cannot update",
-                "version: 1\nroles:\n  a:\n    update: [\"custom:plan\"]\n    constraints:\n      \"custom:plna\": {max_length: 3}\n",
-                6,
-                "role a cannot update custom:plna (did you mean `custom:plan`?)",
-            ),
-            (
-                "constraint with a glob key",
-                "version: 1\nroles:\n  a:\n    update: [\"custom:*\"]\n    constraints:\n      \"custom:*\": {max_length: 3}\n",
-                6,
-                "constraint keys are exact attribute names, not globs",
-            ),
-            (
-                "constraint on a verified flag",
-                "version: 1\nroles:\n  a:\n    update: [\"*\"]\n    constraints:\n      email_verified: {one_of: [\"true\"]}\n",
-                6,
-                "email_verified is granted only by `verify: [email]`",
-            ),
-            (
-                "constraint without a rule",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {}\n",
-                6,
-                "sets no rule",
-            ),
-            (
-                "empty one_of",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        one_of: []\n",
-                7,
-                "one_of must list at least one value",
-            ),
-            (
-                "zero max_length",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x:\n        max_length: 0\n",
-                7,
-                "max_length must be a positive number of characters, not 0",
-            ),
-            (
-                "negative max_length",
-                "version: 1\nroles:\n  a:\n    update: [x]\n    constraints:\n      x: {max_length: -5}\n",
-                6,
-                "max_length must be a positive number of characters, not -5",
-            ),
-            (
-                "verify entry written as the flag",
-                "version: 1\nroles:\n  a:\n    verify: [email_verified]\n",
-                4,
-                "unknown entry \"email_verified\" (did you mean `email`?)",
-            ),
-            (
-                "verify entry that is not verifiable",
-                "version: 1\nroles:\n  a:\n    verify: [address]\n",
-                4,
-                "verify takes email and/or phone_number",
-            ),
-            (
-                "role name with a space",
-                "version: 1\nroles:\n  \"support team\": {update: [x]}\n",
-                3,
-                "role name \"support team\"",
-            ),
-            ("not a mapping", "- version: 1\n", 1, "expected mapping"),
-            (
-                "wrong type for a list",
-                "version: 1\nprotected: sub\n",
-                2,
-                "expected sequence",
-            ),
-            ("YAML syntax error", "version: 1\nprotected: [sub\n", 2, ""),
-            ("empty file", "", 1, ""),
-        ];
+        let table = INVALID_POLICIES;
         for &(name, source, line, message) in table {
             // Act
             let (actual_line, actual_message) = only_error(source);

@@ -85,7 +85,7 @@ fn regex_problem(error: &regex::Error) -> String {
 
 /// What a constraint allows, as shown by `GET /permissions`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct ConstraintView {
+pub(crate) struct ConstraintView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub one_of: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -501,150 +501,152 @@ roles:
         assert_eq!(decision.is_allowed(), expected.is_empty(), "{name}");
     }
 
+    const RULE_ROWS: &[Row] = &[
+        (
+            "a granted attribute is allowed",
+            &["support"],
+            US,
+            &[("given_name", "Ann")],
+            &[],
+        ),
+        (
+            "an attribute no applicable role grants is denied",
+            &["support"],
+            US,
+            &[("locale", "en")],
+            &[("locale", "no applicable role grants locale")],
+        ),
+        (
+            "protected beats a star grant",
+            &["identity-admin"],
+            US,
+            &[("custom:tenant_id", "t2")],
+            &[(
+                "custom:tenant_id",
+                "protected by the policy (glob \"custom:tenant_id\")",
+            )],
+        ),
+        (
+            "sub is protected by the policy",
+            &["identity-admin"],
+            US,
+            &[("sub", "x")],
+            &[("sub", "protected by the policy (glob \"sub\")")],
+        ),
+        (
+            "verify grants the matching flag",
+            &["verifier"],
+            US,
+            &[("email_verified", "true")],
+            &[],
+        ),
+        (
+            "verify email does not grant phone_number_verified",
+            &["verifier"],
+            US,
+            &[("phone_number_verified", "true")],
+            &[(
+                "phone_number_verified",
+                "no applicable role may mark phone_number as verified",
+            )],
+        ),
+        (
+            "verify email does not grant email itself",
+            &["verifier"],
+            US,
+            &[("email", "a@example.com")],
+            &[("email", "no applicable role grants email")],
+        ),
+        (
+            "setting a verified flag to false also needs verify",
+            &["billing"],
+            US,
+            &[("email_verified", "false")],
+            &[(
+                "email_verified",
+                "no applicable role may mark email as verified",
+            )],
+        ),
+        (
+            "a constraint accepts an allowed value",
+            &["billing"],
+            US,
+            &[("custom:plan", "pro")],
+            &[],
+        ),
+        (
+            "a constraint rejects a value outside one_of",
+            &["billing"],
+            US,
+            &[("custom:plan", "enterprise")],
+            &[(
+                "custom:plan",
+                "value rejected by constraint of role billing: must be one of [free, pro]",
+            )],
+        ),
+        (
+            "a delete is decided like any value",
+            &["billing"],
+            US,
+            &[("custom:plan", "")],
+            &[(
+                "custom:plan",
+                "value rejected by constraint of role billing: must be one of [free, pro]",
+            )],
+        ),
+        (
+            "a pattern must match the whole value",
+            &["billing"],
+            US,
+            &[("custom:billing_zip", "123456")],
+            &[(
+                "custom:billing_zip",
+                "value rejected by constraint of role billing: must fully match the pattern \"[0-9]{5}\" and must be at most 5 characters long",
+            )],
+        ),
+        (
+            "an unconstrained attribute of the same role is not restricted",
+            &["billing"],
+            US,
+            &[("custom:billing_name", "anything at all")],
+            &[],
+        ),
+        (
+            "a role scoped to another pool does not apply",
+            &["auditor", "support"],
+            US,
+            &[("locale", "en")],
+            &[("locale", "no applicable role grants locale")],
+        ),
+        (
+            "a role scoped to this pool applies",
+            &["auditor"],
+            EU,
+            &[("locale", "en")],
+            &[],
+        ),
+        (
+            "roles the policy does not name are ignored",
+            &["root", "admin"],
+            US,
+            &[("nickname", "x")],
+            &[(
+                "nickname",
+                "no applicable role: none of the token's roles [root, admin] applies to pool us-east-1_AbC123",
+            )],
+        ),
+        (
+            "a token without roles is denied everything",
+            &[],
+            US,
+            &[("nickname", "x")],
+            &[("nickname", "no applicable role: the token carries no roles")],
+        ),
+    ];
+
     #[test]
     fn every_decision_rule_denies_or_allows_as_specified() {
-        let table: &[Row] = &[
-            (
-                "a granted attribute is allowed",
-                &["support"],
-                US,
-                &[("given_name", "Ann")],
-                &[],
-            ),
-            (
-                "an attribute no applicable role grants is denied",
-                &["support"],
-                US,
-                &[("locale", "en")],
-                &[("locale", "no applicable role grants locale")],
-            ),
-            (
-                "protected beats a star grant",
-                &["identity-admin"],
-                US,
-                &[("custom:tenant_id", "t2")],
-                &[(
-                    "custom:tenant_id",
-                    "protected by the policy (glob \"custom:tenant_id\")",
-                )],
-            ),
-            (
-                "sub is protected by the policy",
-                &["identity-admin"],
-                US,
-                &[("sub", "x")],
-                &[("sub", "protected by the policy (glob \"sub\")")],
-            ),
-            (
-                "verify grants the matching flag",
-                &["verifier"],
-                US,
-                &[("email_verified", "true")],
-                &[],
-            ),
-            (
-                "verify email does not grant phone_number_verified",
-                &["verifier"],
-                US,
-                &[("phone_number_verified", "true")],
-                &[(
-                    "phone_number_verified",
-                    "no applicable role may mark phone_number as verified",
-                )],
-            ),
-            (
-                "verify email does not grant email itself",
-                &["verifier"],
-                US,
-                &[("email", "a@example.com")],
-                &[("email", "no applicable role grants email")],
-            ),
-            (
-                "setting a verified flag to false also needs verify",
-                &["billing"],
-                US,
-                &[("email_verified", "false")],
-                &[(
-                    "email_verified",
-                    "no applicable role may mark email as verified",
-                )],
-            ),
-            (
-                "a constraint accepts an allowed value",
-                &["billing"],
-                US,
-                &[("custom:plan", "pro")],
-                &[],
-            ),
-            (
-                "a constraint rejects a value outside one_of",
-                &["billing"],
-                US,
-                &[("custom:plan", "enterprise")],
-                &[(
-                    "custom:plan",
-                    "value rejected by constraint of role billing: must be one of [free, pro]",
-                )],
-            ),
-            (
-                "a delete is decided like any value",
-                &["billing"],
-                US,
-                &[("custom:plan", "")],
-                &[(
-                    "custom:plan",
-                    "value rejected by constraint of role billing: must be one of [free, pro]",
-                )],
-            ),
-            (
-                "a pattern must match the whole value",
-                &["billing"],
-                US,
-                &[("custom:billing_zip", "123456")],
-                &[(
-                    "custom:billing_zip",
-                    "value rejected by constraint of role billing: must fully match the pattern \"[0-9]{5}\" and must be at most 5 characters long",
-                )],
-            ),
-            (
-                "an unconstrained attribute of the same role is not restricted",
-                &["billing"],
-                US,
-                &[("custom:billing_name", "anything at all")],
-                &[],
-            ),
-            (
-                "a role scoped to another pool does not apply",
-                &["auditor", "support"],
-                US,
-                &[("locale", "en")],
-                &[("locale", "no applicable role grants locale")],
-            ),
-            (
-                "a role scoped to this pool applies",
-                &["auditor"],
-                EU,
-                &[("locale", "en")],
-                &[],
-            ),
-            (
-                "roles the policy does not name are ignored",
-                &["root", "admin"],
-                US,
-                &[("nickname", "x")],
-                &[(
-                    "nickname",
-                    "no applicable role: none of the token's roles [root, admin] applies to pool us-east-1_AbC123",
-                )],
-            ),
-            (
-                "a token without roles is denied everything",
-                &[],
-                US,
-                &[("nickname", "x")],
-                &[("nickname", "no applicable role: the token carries no roles")],
-            ),
-        ];
+        let table = RULE_ROWS;
         for row in table {
             assert_row(row);
         }

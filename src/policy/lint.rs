@@ -11,7 +11,7 @@ use crate::attribute::{IMMUTABLE_ATTRIBUTE, is_verified_flag, pool_hint};
 
 /// What the linter found, each item located at its grant in the policy file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LintReport {
+pub(crate) struct LintReport {
     /// Grants that name an attribute the pool lacks or cannot change, or a glob that
     /// matches nothing the role could change there. Any of these fails the lint.
     pub problems: Vec<PolicyDiagnostic>,
@@ -23,7 +23,7 @@ pub struct LintReport {
 /// Lints a compiled `policy` against a pool; the locations are the ones the policy
 /// was parsed with. `attributes` is every attribute of the pool as `(name, mutable)`.
 #[must_use]
-pub fn lint(policy: &Policy, pool_id: &str, attributes: &[(&str, bool)]) -> LintReport {
+pub(crate) fn lint(policy: &Policy, pool_id: &str, attributes: &[(&str, bool)]) -> LintReport {
     let linter = Linter {
         policy,
         pool_id,

@@ -18,17 +18,13 @@ mod glob;
 mod lint;
 mod model;
 mod permissions;
-#[cfg(test)]
-mod shipped;
 
-pub use cases::{
-    Case, CaseFile, CaseResult, CodedDenial, Expect, ExpectedDenial, parse_cases, run_cases,
-};
+pub(crate) use cases::{parse_cases, run_cases};
 pub use compile::Policy;
-pub use constraint::ConstraintView;
+pub(crate) use constraint::ConstraintView;
 pub use decide::{
     AllowedChanges, Claims, Decision, DecisionRequest, Denial, DenialCode, TargetFacts, decide,
 };
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
-pub use lint::{LintReport, lint};
-pub use permissions::{Permissions, RolePermissions, permissions};
+pub(crate) use lint::lint;
+pub(crate) use permissions::{Permissions, RolePermissions, permissions};

@@ -9,7 +9,7 @@ use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 
 /// The caller's effective permissions in one pool.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Permissions {
+pub(crate) struct Permissions {
     pub pool_id: String,
     /// Globs no role may write: the policy's `protected`, plus `sub` when the policy
     /// does not already cover it (it is never writable).
@@ -23,7 +23,7 @@ pub struct Permissions {
 
 /// One applicable role, as written in the policy.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct RolePermissions {
+pub(crate) struct RolePermissions {
     pub role: String,
     pub pools: Vec<String>,
     pub update: Vec<String>,
@@ -34,7 +34,7 @@ pub struct RolePermissions {
 
 /// The permissions that `roles` (from a token) have in `pool_id`.
 #[must_use]
-pub fn permissions(policy: &Policy, roles: &[String], pool_id: &str) -> Permissions {
+pub(crate) fn permissions(policy: &Policy, roles: &[String], pool_id: &str) -> Permissions {
     let evaluation = Evaluation::new(policy, roles, pool_id);
     let mut protected: Vec<String> = policy
         .protected

@@ -1,6 +1,6 @@
 //! PATCH /pools/{pool_id}/users/{username}/attributes against moto, end to end.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{
     Options, cognito_client, create_pool, create_user, spawn_app, spawn_app_with, user_attributes,
@@ -468,4 +468,75 @@ async fn a_caller_over_its_rate_limit_gets_429_with_retry_after() {
     assert_eq!(statuses[1].status, 200);
     statuses[2].assert_problem(429);
     assert!(statuses[2].headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn every_denied_attribute_carries_a_stable_code_beside_its_reason() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let answer = app
+        .patch_as(
+            &["support", "billing"],
+            json!({
+                "custom:tenant_id": "t2",
+                "email": "a@example.com",
+                "email_verified": "true",
+                "custom:plan": "enterprise",
+            }),
+        )
+        .await;
+
+    // Assert
+    answer.assert_problem(403);
+    let codes: Vec<(&str, &str)> = answer.body["denied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["attribute"].as_str().unwrap(),
+                d["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("custom:plan", "constraint"),
+            ("custom:tenant_id", "protected"),
+            ("email", "not_granted"),
+            ("email_verified", "no_verify_grant"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_token_with_9000_made_up_roles_gets_a_small_403_and_a_small_audit_record() {
+    // Arrange
+    let app = spawn_app().await;
+    let roles: Vec<String> = (0..9000).map(|i| format!("r{i}")).collect();
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    let attributes: serde_json::Map<String, Value> = (0..10)
+        .map(|i| (format!("custom:a{i}"), json!("x")))
+        .collect();
+
+    // Act
+    let answer = app.patch_as(&roles, Value::Object(attributes)).await;
+
+    // Assert
+    answer.assert_problem(403);
+    let body = answer.body.to_string();
+    assert!(body.len() < 4096, "a 403 of {} bytes", body.len());
+    assert!(body.contains("r0, r1, r2, r3, r4, and 8995 more"), "{body}");
+    let audit = app.audit_text();
+    assert!(
+        audit.len() < 8192,
+        "an audit record of {} bytes",
+        audit.len()
+    );
+    let record = &app.audit_records()[0];
+    assert_eq!(record["caller"]["roles"].as_array().unwrap().len(), 20);
+    assert_eq!(record["caller"]["roles_omitted"], 8980);
 }

@@ -108,6 +108,7 @@ async fn denials_and_invalid_requests_are_audited_with_their_reasons() {
     assert_eq!(records[0]["outcome"], "denied");
     assert_eq!(records[0]["decision"]["allowed"], false);
     assert_eq!(records[0]["decision"]["denied"][0]["attribute"], "email");
+    assert_eq!(records[0]["decision"]["denied"][0]["code"], "not_granted");
     assert_eq!(records[1]["request_id"], invalid.body["request_id"]);
     assert_eq!(records[1]["outcome"], "invalid");
     assert_eq!(records[2]["request_id"], malformed.body["request_id"]);

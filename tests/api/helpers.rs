@@ -22,9 +22,9 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-pub const AUDIT_KEY: &str = "test-audit-key-test-audit-key-0123456789";
-pub const BATCH_SECRET: &str = "test-batch-secret-test-batch-secret-0123";
-pub const AUDIENCE: &str = "attrgate";
+pub(crate) const AUDIT_KEY: &str = "test-audit-key-test-audit-key-0123456789";
+pub(crate) const BATCH_SECRET: &str = "test-batch-secret-test-batch-secret-0123";
+pub(crate) const AUDIENCE: &str = "attrgate";
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 // ---------- moto ----------
@@ -60,7 +60,7 @@ fn free_port() -> u16 {
 }
 
 /// The URL of this process's moto server, started on first use.
-pub fn moto_url() -> String {
+pub(crate) fn moto_url() -> String {
     MOTO.get_or_init(|| {
         let binary = moto_binary();
         assert!(
@@ -99,7 +99,7 @@ pub fn moto_url() -> String {
     .clone()
 }
 
-pub async fn cognito_client(region: &str) -> Client {
+pub(crate) async fn cognito_client(region: &str) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .region(Region::new(region.to_owned()))
@@ -111,13 +111,13 @@ pub async fn cognito_client(region: &str) -> Client {
 
 /// Creates a fresh pool (so tests never share state) with mutable `custom:plan` and
 /// `custom:tenant_id`.
-pub async fn create_pool(client: &Client) -> String {
+pub(crate) async fn create_pool(client: &Client) -> String {
     create_pool_with(client, &[("plan", true), ("tenant_id", true)]).await
 }
 
 /// Creates a fresh pool with these string attributes (`name` without `custom:` for
 /// custom ones, the bare name to change a standard one), each mutable or not.
-pub async fn create_pool_with(client: &Client, attributes: &[(&str, bool)]) -> String {
+pub(crate) async fn create_pool_with(client: &Client, attributes: &[(&str, bool)]) -> String {
     let mut request = client
         .create_user_pool()
         .pool_name(format!("test-{}", uuid::Uuid::new_v4()));
@@ -140,7 +140,7 @@ pub async fn create_pool_with(client: &Client, attributes: &[(&str, bool)]) -> S
         .to_owned()
 }
 
-pub async fn create_user(
+pub(crate) async fn create_user(
     client: &Client,
     pool_id: &str,
     username: &str,
@@ -163,7 +163,7 @@ pub async fn create_user(
     request.send().await.expect("create a user in moto");
 }
 
-pub async fn user_attributes(
+pub(crate) async fn user_attributes(
     client: &Client,
     pool_id: &str,
     username: &str,
@@ -188,15 +188,15 @@ pub async fn user_attributes(
 
 // ---------- keys, JWKS and tokens ----------
 
-pub fn key_pem(name: &str) -> Vec<u8> {
+pub(crate) fn key_pem(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}/keys/{name}")).unwrap()
 }
 
-pub fn rsa_key(name: &str) -> EncodingKey {
+pub(crate) fn rsa_key(name: &str) -> EncodingKey {
     EncodingKey::from_rsa_pem(&key_pem(name)).unwrap()
 }
 
-pub fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
+pub(crate) fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
     let mut jwk = Jwk::from_encoding_key(key, alg).unwrap();
     jwk.common.key_id = Some(kid.to_owned());
     jwk
@@ -204,7 +204,7 @@ pub fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
 
 /// A JWKS served over HTTP on 127.0.0.1, whose keys a test may change, counting fetches.
 #[derive(Clone)]
-pub struct JwksServer {
+pub(crate) struct JwksServer {
     pub url: String,
     pub issuer: String,
     pub keys: Arc<Mutex<JwkSet>>,
@@ -214,7 +214,7 @@ pub struct JwksServer {
 }
 
 impl JwksServer {
-    pub async fn start(keys: Vec<Jwk>) -> Self {
+    pub(crate) async fn start(keys: Vec<Jwk>) -> Self {
         let keys = Arc::new(Mutex::new(JwkSet { keys }));
         let fetches = Arc::new(AtomicUsize::new(0));
         let failing = Arc::new(AtomicBool::new(false));
@@ -254,17 +254,17 @@ impl JwksServer {
         }
     }
 
-    pub fn fetches(&self) -> usize {
+    pub(crate) fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
 }
 
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     jsonwebtoken::get_current_timestamp() as i64
 }
 
 /// Claims for a token from `issuer` with `roles`; tests edit them to build attacks.
-pub fn claims(issuer: &str, roles: &[&str]) -> Value {
+pub(crate) fn claims(issuer: &str, roles: &[&str]) -> Value {
     json!({
         "iss": issuer,
         "sub": "test-service",
@@ -276,7 +276,7 @@ pub fn claims(issuer: &str, roles: &[&str]) -> Value {
     })
 }
 
-pub fn sign(claims: &Value, key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
+pub(crate) fn sign(claims: &Value, key: &EncodingKey, alg: Algorithm, kid: Option<&str>) -> String {
     let mut header = Header::new(alg);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, key).unwrap()
@@ -284,7 +284,7 @@ pub fn sign(claims: &Value, key: &EncodingKey, alg: Algorithm, kid: Option<&str>
 
 // ---------- the application ----------
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub cognito: Client,
@@ -295,10 +295,10 @@ pub struct TestApp {
     signing_key: EncodingKey,
 }
 
-pub const PRIMARY_KID: &str = "issuer-a-1";
+pub(crate) const PRIMARY_KID: &str = "issuer-a-1";
 
 /// Options for `spawn_app_with`.
-pub struct Options {
+pub(crate) struct Options {
     pub policy_file: PathBuf,
     pub cognito_endpoint: Option<String>,
     pub cognito_timeout_seconds: u64,
@@ -320,17 +320,17 @@ impl Default for Options {
     }
 }
 
-pub fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("attrgate-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
-pub async fn spawn_app_with(options: Options) -> TestApp {
+pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
     let signing_key = rsa_key("issuer-a-rsa.pem");
     let jwks = JwksServer::start(vec![jwk(&signing_key, Algorithm::RS256, PRIMARY_KID)]).await;
     let audit_path = options
@@ -412,7 +412,7 @@ audit:
     app
 }
 
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
@@ -440,7 +440,7 @@ impl TestApp {
     }
 
     /// A valid token from the primary issuer with these roles.
-    pub fn token(&self, roles: &[&str]) -> String {
+    pub(crate) fn token(&self, roles: &[&str]) -> String {
         sign(
             &claims(&self.jwks.issuer, roles),
             &self.signing_key,
@@ -449,7 +449,7 @@ impl TestApp {
         )
     }
 
-    pub fn token_with(&self, claims: &Value) -> String {
+    pub(crate) fn token_with(&self, claims: &Value) -> String {
         sign(
             claims,
             &self.signing_key,
@@ -458,7 +458,7 @@ impl TestApp {
         )
     }
 
-    pub fn attributes_url(&self, pool_id: &str, username: &str) -> String {
+    pub(crate) fn attributes_url(&self, pool_id: &str, username: &str) -> String {
         format!(
             "{}/pools/{pool_id}/users/{username}/attributes",
             self.address
@@ -466,18 +466,18 @@ impl TestApp {
     }
 
     /// PATCHes a JSON body for `ann` in this test's pool.
-    pub async fn patch(&self, token: &str, body: Value) -> Answer {
+    pub(crate) async fn patch(&self, token: &str, body: Value) -> Answer {
         self.patch_to(&self.pool_id.clone(), "ann", token, body, "")
             .await
     }
 
     /// PATCHes `{"attributes": attributes}` for `ann` with a fresh token holding `roles`.
-    pub async fn patch_as(&self, roles: &[&str], attributes: Value) -> Answer {
+    pub(crate) async fn patch_as(&self, roles: &[&str], attributes: Value) -> Answer {
         self.patch(&self.token(roles), json!({ "attributes": attributes }))
             .await
     }
 
-    pub async fn patch_to(
+    pub(crate) async fn patch_to(
         &self,
         pool_id: &str,
         username: &str,
@@ -496,7 +496,7 @@ impl TestApp {
         Answer::from(response).await
     }
 
-    pub async fn patch_raw(
+    pub(crate) async fn patch_raw(
         &self,
         token: Option<&str>,
         content_type: Option<&str>,
@@ -515,7 +515,7 @@ impl TestApp {
         Answer::from(request.send().await.unwrap()).await
     }
 
-    pub async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         Answer::from(
             self.http
                 .get(format!("{}{path}", self.address))
@@ -526,18 +526,18 @@ impl TestApp {
         .await
     }
 
-    pub async fn ann(&self) -> HashMap<String, String> {
+    pub(crate) async fn ann(&self) -> HashMap<String, String> {
         user_attributes(&self.cognito, &self.pool_id, "ann").await
     }
 
-    pub fn audit_records(&self) -> Vec<Value> {
+    pub(crate) fn audit_records(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.audit_path).unwrap_or_default();
         text.lines()
             .map(|line| serde_json::from_str(line).expect("audit lines are JSON"))
             .collect()
     }
 
-    pub fn audit_text(&self) -> String {
+    pub(crate) fn audit_text(&self) -> String {
         std::fs::read_to_string(&self.audit_path).unwrap_or_default()
     }
 }
@@ -555,7 +555,7 @@ impl Answer {
         }
     }
 
-    pub fn content_type(&self) -> &str {
+    pub(crate) fn content_type(&self) -> &str {
         self.headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
@@ -563,7 +563,7 @@ impl Answer {
     }
 
     /// The attribute names of a 403's `denied` list, in order.
-    pub fn denied_attributes(&self) -> Vec<String> {
+    pub(crate) fn denied_attributes(&self) -> Vec<String> {
         self.body["denied"]
             .as_array()
             .map(|denied| {
@@ -576,7 +576,7 @@ impl Answer {
     }
 
     /// Asserts a problem+json error with this status and the documented fields.
-    pub fn assert_problem(&self, status: u16) {
+    pub(crate) fn assert_problem(&self, status: u16) {
         assert_eq!(self.status, status, "unexpected answer: {}", self.body);
         assert_eq!(self.content_type(), "application/problem+json");
         for field in ["type", "title", "status", "detail", "request_id"] {

@@ -8,7 +8,7 @@ use crate::helpers::temp_dir;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-pub fn attrgate(args: &[&str]) -> Output {
+pub(crate) fn attrgate(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_attrgate"))
         .args(args)
         .current_dir(ROOT)
@@ -16,7 +16,7 @@ pub fn attrgate(args: &[&str]) -> Output {
         .expect("run the attrgate binary")
 }
 
-pub fn text(output: &Output) -> (String, String) {
+pub(crate) fn text(output: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -103,7 +103,7 @@ fn policy_test_exits_1_and_prints_each_failing_case_with_its_reasons() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("  denied email: no applicable role grants email"),
+        stdout.contains("  denied email (not_granted): no applicable role grants email"),
         "{stdout}"
     );
     assert!(

@@ -11,7 +11,7 @@ use crate::helpers::{
     moto_url, rsa_key, sign, temp_dir,
 };
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub base: String,
     pub pool: String,
     pub token: String,
@@ -24,7 +24,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Seeds a pool with `ann`, writes a config, and starts the binary; waits until ready.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let key = rsa_key("issuer-a-rsa.pem");
         let jwks = JwksServer::start(vec![jwk(&key, Algorithm::RS256, PRIMARY_KID)]).await;
         let cognito = cognito_client("us-east-1").await;
@@ -70,12 +70,12 @@ impl Gateway {
         gateway
     }
 
-    pub fn attributes_url(&self) -> String {
+    pub(crate) fn attributes_url(&self) -> String {
         format!("{}/pools/{}/users/ann/attributes", self.base, self.pool)
     }
 
     /// Starts the binary (again) on the same config, audit log and log file.
-    pub async fn restart(&mut self) {
+    pub(crate) async fn restart(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -115,14 +115,14 @@ impl Gateway {
     }
 
     /// SIGKILL: no chance to flush or clean up.
-    pub fn kill_9(&mut self) {
+    pub(crate) fn kill_9(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill -9 the gateway");
             child.wait().unwrap();
         }
     }
 
-    pub fn verify_audit(&self) -> std::process::Output {
+    pub(crate) fn verify_audit(&self) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_attrgate"))
             .args(["audit", "verify"])
             .arg(&self.audit)
@@ -130,11 +130,11 @@ impl Gateway {
             .unwrap()
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn audit_path(&self) -> &Path {
+    pub(crate) fn audit_path(&self) -> &Path {
         &self.audit
     }
 }
