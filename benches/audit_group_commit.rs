@@ -21,6 +21,7 @@ fn record(i: usize) -> AuditRecord {
         iss: "https://idp.example".into(),
         sub: "bench".into(),
         roles: vec!["support".into()],
+        claims: Default::default(),
     };
     let mut record = AuditRecord::new(
         &format!("req-{i}"),

@@ -27,6 +27,9 @@ pub(crate) const STANDARD_ATTRIBUTES: &[&str] = &[
     "phone_number_verified",
 ];
 
+/// The longest attribute name Cognito accepts.
+pub(crate) const MAX_NAME_CHARS: usize = 32;
+
 /// Cognito's immutable user id. It is never writable, whatever the policy says.
 pub(crate) const IMMUTABLE_ATTRIBUTE: &str = "sub";
 
@@ -36,6 +39,47 @@ pub(crate) const NAME_PREFIXES: [&str; 2] = ["custom:", "dev:"];
 
 /// The prefix Cognito gives the developer-only form of an attribute.
 pub(crate) const DEVELOPER_PREFIX: &str = "dev:";
+
+/// The input rule on an attribute name: 1 to 32 characters, no spaces or control
+/// characters, a standard name or `custom:`/`dev:` and a name, never `sub`.
+///
+/// # Errors
+/// What is wrong with the name, with a hint for an unknown bare name.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let count = name.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS {
+        return Err(format!(
+            "attribute names are 1 to {MAX_NAME_CHARS} characters"
+        ));
+    }
+    if name == IMMUTABLE_ATTRIBUTE {
+        return Err("sub is never writable".to_owned());
+    }
+    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("attribute names must not contain spaces or control characters".to_owned());
+    }
+    if STANDARD_ATTRIBUTES.contains(&name) {
+        return Ok(());
+    }
+    for prefix in NAME_PREFIXES {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            return if rest.is_empty() {
+                Err(format!("'{prefix}' must be followed by a name"))
+            } else {
+                Ok(())
+            };
+        }
+    }
+    Err(format!("unknown attribute '{name}': {}", suggest(name)))
+}
+
+/// A hint for an unknown bare name: a standard attribute it resembles, else `custom:<name>`.
+fn suggest(name: &str) -> String {
+    match closest(&name.to_lowercase(), STANDARD_ATTRIBUTES.iter().copied()) {
+        Some(candidate) => format!("did you mean {candidate}?"),
+        None => format!("did you mean custom:{name}?"),
+    }
+}
 
 /// An attribute whose `<attribute>_verified` flag only a `verify` grant may set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

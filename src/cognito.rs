@@ -1,5 +1,6 @@
-//! The AWS boundary: two small traits, `SchemaReader` (the pool's schema) and
-//! `UserWriter` (the update), and their Cognito SDK implementation. Maps SDK errors into
+//! The AWS boundary: small traits, `SchemaReader` (the pool's schema), `UserReader`
+//! (a target user's attributes and groups) and `UserWriter` (the update), and their
+//! Cognito SDK implementation. Maps SDK errors into
 //! `DirectoryError`; AWS messages never leave this module. Every call is timed here.
 //! Must not depend on routes or the update service; it uses `policy::AllowedChanges` and
 //! `audit::IntentReceipt` only as the capability types an update requires.
@@ -15,6 +16,8 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::config::Region;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::operation::RequestId;
+use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserError as GetUserError;
+use aws_sdk_cognitoidentityprovider::operation::admin_list_groups_for_user::AdminListGroupsForUserError as ListGroupsError;
 use aws_sdk_cognitoidentityprovider::operation::admin_update_user_attributes::AdminUpdateUserAttributesError as UpdateError;
 use aws_sdk_cognitoidentityprovider::operation::describe_user_pool::DescribeUserPoolError as DescribeError;
 use aws_sdk_cognitoidentityprovider::types::AttributeType;
@@ -76,6 +79,23 @@ pub(crate) trait SchemaReader: Send + Sync {
         &'a self,
         pool_id: &'a PoolId,
     ) -> BoxFuture<'a, Result<PoolSchema, DirectoryError>>;
+}
+
+/// Reads what Cognito has now for a target user, for the policy's `target` conditions.
+pub(crate) trait UserReader: Send + Sync {
+    /// The user's attributes (AdminGetUser); `UserNotFound` if there is no such user.
+    fn user_attributes<'a>(
+        &'a self,
+        pool_id: &'a PoolId,
+        username: &'a Username,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, DirectoryError>>;
+
+    /// The names of the user's groups (AdminListGroupsForUser, every page).
+    fn user_groups<'a>(
+        &'a self,
+        pool_id: &'a PoolId,
+        username: &'a Username,
+    ) -> BoxFuture<'a, Result<Vec<String>, DirectoryError>>;
 }
 
 /// Writes a user's attributes: only with what the policy allowed and a durable intent.
@@ -193,6 +213,70 @@ impl UserWriter for CognitoDirectory {
     }
 }
 
+/// The most pages of groups read for one user (60 groups a page).
+const MAX_GROUP_PAGES: usize = 10;
+
+impl UserReader for CognitoDirectory {
+    fn user_attributes<'a>(
+        &'a self,
+        pool_id: &'a PoolId,
+        username: &'a Username,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, DirectoryError>> {
+        Box::pin(self.timed("AdminGetUser", async move {
+            let output = self
+                .client_for(pool_id)
+                .admin_get_user()
+                .user_pool_id(pool_id.as_str())
+                .username(username.as_str())
+                .send()
+                .await
+                .map_err(|error| map_sdk_error(error, get_user_error_kind))?;
+            Ok(output
+                .user_attributes()
+                .iter()
+                .filter_map(|attribute| {
+                    Some((attribute.name().to_owned(), attribute.value()?.to_owned()))
+                })
+                .collect())
+        }))
+    }
+
+    fn user_groups<'a>(
+        &'a self,
+        pool_id: &'a PoolId,
+        username: &'a Username,
+    ) -> BoxFuture<'a, Result<Vec<String>, DirectoryError>> {
+        Box::pin(self.timed("AdminListGroupsForUser", async move {
+            let mut groups = Vec::new();
+            let mut next_token = None;
+            for _ in 0..MAX_GROUP_PAGES {
+                let output = self
+                    .client_for(pool_id)
+                    .admin_list_groups_for_user()
+                    .user_pool_id(pool_id.as_str())
+                    .username(username.as_str())
+                    .limit(60)
+                    .set_next_token(next_token)
+                    .send()
+                    .await
+                    .map_err(|error| map_sdk_error(error, list_groups_error_kind))?;
+                groups.extend(
+                    output
+                        .groups()
+                        .iter()
+                        .filter_map(|group| group.group_name().map(str::to_owned)),
+                );
+                next_token = output.next_token().map(str::to_owned);
+                if next_token.is_none() {
+                    return Ok(groups);
+                }
+            }
+            // More groups than attrgate reads: fail closed rather than decide on a part.
+            Err(local_error(DirectoryErrorKind::Upstream, "too_many_groups"))
+        }))
+    }
+}
+
 impl SchemaReader for CognitoDirectory {
     fn describe_pool<'a>(
         &'a self,
@@ -240,6 +324,24 @@ fn update_error_kind(error: &UpdateError) -> DirectoryErrorKind {
         UpdateError::InvalidParameterException(_)
         | UpdateError::UserLambdaValidationException(_) => DirectoryErrorKind::InvalidParameter,
         UpdateError::TooManyRequestsException(_) => DirectoryErrorKind::Throttled,
+        _ => DirectoryErrorKind::Upstream,
+    }
+}
+
+fn get_user_error_kind(error: &GetUserError) -> DirectoryErrorKind {
+    match error {
+        GetUserError::UserNotFoundException(_) => DirectoryErrorKind::UserNotFound,
+        GetUserError::ResourceNotFoundException(_) => DirectoryErrorKind::PoolNotFound,
+        GetUserError::TooManyRequestsException(_) => DirectoryErrorKind::Throttled,
+        _ => DirectoryErrorKind::Upstream,
+    }
+}
+
+fn list_groups_error_kind(error: &ListGroupsError) -> DirectoryErrorKind {
+    match error {
+        ListGroupsError::UserNotFoundException(_) => DirectoryErrorKind::UserNotFound,
+        ListGroupsError::ResourceNotFoundException(_) => DirectoryErrorKind::PoolNotFound,
+        ListGroupsError::TooManyRequestsException(_) => DirectoryErrorKind::Throttled,
         _ => DirectoryErrorKind::Upstream,
     }
 }

@@ -1,6 +1,7 @@
 //! Settings: the YAML config file of SPEC.md plus `ATTRGATE__SECTION__KEY` environment overrides.
 //! Reads files and the environment; depends on no other attrgate module.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -90,6 +91,9 @@ pub struct IssuerSettings {
     pub audiences: Vec<String>,
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// Named caller facts for the policy's `equals_claim`: name -> JSON Pointer.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
     pub algorithms: Option<Vec<Algorithm>>,
 }
 
@@ -266,6 +270,16 @@ impl Settings {
                     "{at}: roles_claim must be a JSON Pointer such as /roles, got {:?}",
                     issuer.roles_claim
                 ));
+            }
+            for (name, pointer) in &issuer.claims {
+                if name.trim().is_empty() {
+                    return invalid(format!("{at}: a claim name must not be empty"));
+                }
+                if !pointer.starts_with('/') {
+                    return invalid(format!(
+                        "{at}: claims.{name} must be a JSON Pointer such as /tenant_id, got {pointer:?}"
+                    ));
+                }
             }
             let algorithms = issuer.allowed_algorithms();
             if algorithms.is_empty() {

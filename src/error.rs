@@ -211,6 +211,11 @@ impl ApiError {
         Self::new(ErrorKind::Unprocessable(vec![error]), "invalid pool id")
     }
 
+    /// 422: a malformed username.
+    pub(crate) fn invalid_username(error: FieldError) -> Self {
+        Self::new(ErrorKind::Unprocessable(vec![error]), "invalid username")
+    }
+
     /// 404 for a path no route serves.
     pub(crate) fn no_route() -> Self {
         Self::new(ErrorKind::NotFound, "no such route")

@@ -7,13 +7,12 @@ use std::sync::LazyLock;
 use regex::Regex;
 use validator::ValidateEmail;
 
-use crate::attribute::{IMMUTABLE_ATTRIBUTE, NAME_PREFIXES, STANDARD_ATTRIBUTES};
-use crate::suggest::closest;
+pub(crate) use crate::attribute::MAX_NAME_CHARS;
+use crate::attribute::check_name;
 use crate::wire::FieldError;
 
 pub(crate) const MAX_ATTRIBUTES: usize = 50;
 pub(crate) const MAX_VALUE_CHARS: usize = 2048;
-pub(crate) const MAX_NAME_CHARS: usize = 32;
 pub(crate) const MAX_POOL_ID_CHARS: usize = 55;
 pub(crate) const MAX_USERNAME_CHARS: usize = 128;
 
@@ -112,42 +111,6 @@ impl AttributeChanges {
 
     pub(crate) fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
-    }
-}
-
-fn check_name(name: &str) -> Result<(), String> {
-    let count = name.chars().count();
-    if count == 0 || count > MAX_NAME_CHARS {
-        return Err(format!(
-            "attribute names are 1 to {MAX_NAME_CHARS} characters"
-        ));
-    }
-    if name == IMMUTABLE_ATTRIBUTE {
-        return Err("sub is never writable".to_owned());
-    }
-    if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("attribute names must not contain spaces or control characters".to_owned());
-    }
-    if STANDARD_ATTRIBUTES.contains(&name) {
-        return Ok(());
-    }
-    for prefix in NAME_PREFIXES {
-        if let Some(rest) = name.strip_prefix(prefix) {
-            return if rest.is_empty() {
-                Err(format!("'{prefix}' must be followed by a name"))
-            } else {
-                Ok(())
-            };
-        }
-    }
-    Err(format!("unknown attribute '{name}': {}", suggest(name)))
-}
-
-/// A hint for an unknown bare name: a standard attribute it resembles, else `custom:<name>`.
-fn suggest(name: &str) -> String {
-    match closest(&name.to_lowercase(), STANDARD_ATTRIBUTES.iter().copied()) {
-        Some(candidate) => format!("did you mean {candidate}?"),
-        None => format!("did you mean custom:{name}?"),
     }
 }
 

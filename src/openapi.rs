@@ -14,7 +14,7 @@ use utoipa_swagger_ui::Config;
 use crate::auth::AuthError;
 use crate::cognito::{DirectoryError, DirectoryErrorKind};
 use crate::error::{ApiError, PROBLEM_JSON};
-use crate::policy::{ConstraintView, DenialCode, Permissions, RolePermissions};
+use crate::policy::{ConditionResult, ConstraintView, DenialCode, Permissions, RolePermissions};
 use crate::routes::{attributes, health, permissions};
 use crate::update::UpdateAttributesRequest;
 use crate::wire::{DeniedAttribute, FieldError, Problem};
@@ -65,7 +65,8 @@ const EXAMPLE_REQUEST_ID: &str = "5f0c6a8e-3b1d-4c2a-9e57-2d4b8f1a7c60";
         health::Readiness,
         Permissions,
         RolePermissions,
-        ConstraintView
+        ConstraintView,
+        ConditionResult
     )),
     modifiers(&BearerAuth, &DocumentRoute, &ProblemDetails),
     tags(
@@ -183,7 +184,7 @@ fn problem_examples(
     status: u16,
 ) -> Vec<(&'static str, &'static str, ApiError)> {
     match (operation_id, status) {
-        ("getPermissions", 400 | 422 | 503) => permissions_examples(status),
+        ("getPermissions", 400 | 422 | 429 | 503) => permissions_examples(status),
         (_, 400..=499) => client_error_examples(status),
         _ => server_error_examples(status),
     }
@@ -220,6 +221,11 @@ fn permissions_examples(status: u16) -> Vec<Example> {
             ApiError::invalid_pool_id(
                 crate::input::PoolId::parse("no pool").expect_err("an invalid pool id"),
             ),
+        )],
+        429 => vec![(
+            "cognito_throttled",
+            "Cognito throttled the read of the user's facts",
+            upstream(DirectoryErrorKind::Throttled),
         )],
         _ => vec![keys_not_fetched()],
     }

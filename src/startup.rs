@@ -115,7 +115,8 @@ impl Dependencies {
         let updates = web::Data::new(UpdateService {
             policy: policy.clone(),
             audit: audit.clone(),
-            writer: cognito,
+            writer: cognito.clone(),
+            reader: cognito,
             schemas,
             hasher,
             metrics: metrics.clone(),

@@ -8,7 +8,7 @@ mod writer;
 
 pub(crate) use chain::verify_file;
 pub use record::{AuditRecord, Event, Outcome};
-pub(crate) use record::{DecisionRecord, KeyError, ValueHasher};
+pub(crate) use record::{ConditionRecord, DecisionRecord, KeyError, ValueHasher};
 pub(crate) use writer::IntentReceipt;
 pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead};
 

@@ -107,6 +107,21 @@ pub struct DecisionRecord {
     pub allowed: bool,
     pub applicable_roles: Vec<String>,
     pub denied: Vec<DeniedAttribute>,
+    /// Every `target` condition evaluated, with whether it held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ConditionRecord>,
+    /// The target user's values that the conditions read, as HMACs under the audit key.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub target_values: BTreeMap<String, String>,
+}
+
+/// One evaluated `target` condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConditionRecord {
+    pub role: String,
+    /// As the policy wrote it, e.g. `custom:tenant_id equals_claim tenant`.
+    pub condition: String,
+    pub held: bool,
 }
 
 /// One audit event before it is chained. The writer adds `seq`, `prev_hash` and `hash`.

@@ -458,6 +458,7 @@ mod tests {
             iss: "i".into(),
             sub: "s".into(),
             roles: vec![],
+            claims: Default::default(),
         };
         let mut record = AuditRecord::new(id, Event::Request, &caller, "us-east-1_x", "ann");
         record.outcome = Outcome::Denied;

@@ -10,6 +10,8 @@ pub(crate) use extractor::request_id;
 pub(crate) use jwks::REFETCH_INTERVAL;
 pub(crate) use verifier::Verifier;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// An authenticated caller. Only the `Caller` extractor and `Verifier::verify` make one.
@@ -18,6 +20,10 @@ pub struct Caller {
     pub iss: String,
     pub sub: String,
     pub roles: Vec<String>,
+    /// The issuer's named `claims` that the token carries: each a string, or the strings
+    /// of an array. A claim of any other shape is absent.
+    #[serde(skip)]
+    pub claims: BTreeMap<String, Vec<String>>,
 }
 
 /// Why a token was refused. The text never contains the token or any claim value.

@@ -2,7 +2,7 @@
 //! A token verifies only with its own issuer's keys and algorithms; header `jku`, `x5u`
 //! and `jwk` are never used. Depends on config for the issuer list.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ struct Issuer {
     name: String,
     audiences: HashSet<String>,
     roles_claim: String,
+    /// Claim name -> JSON Pointer.
+    claims: Vec<(String, String)>,
     algorithms: Vec<Algorithm>,
     keys: KeySource,
 }
@@ -55,6 +57,11 @@ impl Verifier {
                         name: issuer.issuer.clone(),
                         audiences: issuer.audiences.iter().cloned().collect(),
                         roles_claim: issuer.roles_claim.clone(),
+                        claims: issuer
+                            .claims
+                            .iter()
+                            .map(|(name, pointer)| (name.clone(), pointer.clone()))
+                            .collect(),
                         algorithms: issuer.allowed_algorithms(),
                         keys,
                     },
@@ -134,6 +141,7 @@ impl Verifier {
             iss: issuer.name.clone(),
             sub: sub.to_owned(),
             roles,
+            claims: named_claims(&claims, &issuer.claims),
         })
     }
 }
@@ -209,6 +217,25 @@ fn check_audience(claims: &Value, audiences: &HashSet<String>) -> Result<(), Aut
     } else {
         Err(AuthError::WrongAudience)
     }
+}
+
+/// The issuer's named claims that the token carries as a string or an array of
+/// strings; any other shape (or a missing claim) is left out, so conditions on it fail.
+fn named_claims(claims: &Value, names: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
+    names
+        .iter()
+        .filter_map(|(name, pointer)| {
+            let values = match claims.pointer(pointer)? {
+                Value::String(one) => vec![one.clone()],
+                Value::Array(items) => items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()?,
+                _ => return None,
+            };
+            Some((name.clone(), values))
+        })
+        .collect()
 }
 
 fn roles(claims: &Value, pointer: &str) -> Result<Vec<String>, AuthError> {
@@ -291,8 +318,34 @@ mod tests {
             Caller {
                 iss: ISSUER.into(),
                 sub: "svc".into(),
-                roles: vec!["a".into(), "b".into()]
+                roles: vec!["a".into(), "b".into()],
+                claims: BTreeMap::new(),
             }
+        );
+    }
+
+    #[test]
+    fn named_claims_are_strings_or_arrays_of_strings_and_anything_else_is_absent() {
+        let claims = json!({"tenant_id": "t-1", "tenants": ["a", "b"], "n": 7, "mixed": ["a", 1]});
+        let names: Vec<(String, String)> = [
+            ("tenant", "/tenant_id"),
+            ("tenants", "/tenants"),
+            ("number", "/n"),
+            ("mixed", "/mixed"),
+            ("missing", "/nope"),
+        ]
+        .iter()
+        .map(|(n, p)| ((*n).to_owned(), (*p).to_owned()))
+        .collect();
+
+        let named = named_claims(&claims, &names);
+
+        assert_eq!(
+            named,
+            BTreeMap::from([
+                ("tenant".to_owned(), vec!["t-1".to_owned()]),
+                ("tenants".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+            ])
         );
     }
 

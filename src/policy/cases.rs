@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compile::Policy;
-use super::decide::{Decision, DecisionRequest, DenialCode, decide};
+use super::decide::{Claims, Decision, DecisionRequest, DenialCode, TargetFacts, decide};
 use super::diagnostic::{PolicyDiagnostic, PolicyError};
 
 /// A parsed case file.
@@ -23,6 +23,10 @@ pub(crate) struct Case {
     pub roles: Vec<String>,
     pub pool: String,
     pub attributes: BTreeMap<String, String>,
+    /// The caller's named claims (the issuer's `claims`).
+    pub claims: Claims,
+    /// The target user's facts, for roles with `target` conditions.
+    pub target: Option<TargetFacts>,
     pub expect: Expect,
     /// When given, the set of denied attribute names must equal it exactly, and each
     /// entry that names a code must be denied with that code.
@@ -108,9 +112,32 @@ struct RawCase {
     roles: Vec<String>,
     pool: Spanned<String>,
     attributes: Spanned<BTreeMap<String, String>>,
+    #[serde(default)]
+    claims: BTreeMap<String, ClaimValue>,
+    #[serde(default)]
+    target: Option<RawCaseTarget>,
     expect: Spanned<Expect>,
     #[serde(default)]
     denied: Option<Spanned<Vec<ExpectedDenial>>>,
+}
+
+/// A claim in a case: one string, or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ClaimValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `target:` of a case: the facts Cognito would have for the target user.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaseTarget {
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+    /// Absent: the groups are unknown, and a condition on groups is an error.
+    #[serde(default)]
+    groups: Option<Vec<String>>,
 }
 
 /// Parses and checks a case file.
@@ -198,6 +225,21 @@ pub(crate) fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
             roles: case.roles,
             pool: case.pool.value,
             attributes: case.attributes.value,
+            claims: case
+                .claims
+                .into_iter()
+                .map(|(name, value)| {
+                    let values = match value {
+                        ClaimValue::One(one) => vec![one],
+                        ClaimValue::Many(many) => many,
+                    };
+                    (name, values)
+                })
+                .collect(),
+            target: case.target.map(|target| TargetFacts {
+                attributes: target.attributes,
+                groups: target.groups,
+            }),
             expect: case.expect.value,
             denied: case.denied.map(|denied| denied.value),
         })
@@ -216,11 +258,16 @@ pub(crate) fn run_cases(policy: &Policy, cases: &CaseFile) -> Vec<CaseResult> {
 }
 
 fn run_case(policy: &Policy, case: &Case) -> CaseResult {
-    let decision = decide(
-        policy,
-        &DecisionRequest::new(&case.roles, &case.pool, &case.attributes),
-    );
+    let request = DecisionRequest::new(&case.roles, &case.pool, &case.attributes)
+        .with_facts(&case.claims, case.target.as_ref());
+    let decision = decide(policy, &request);
     let mut problems = Vec::new();
+    if decision.lacked_target_facts() {
+        problems.push(
+            "error in the case file: the case reaches a role's target conditions without the facts they need; give `target: {attributes: {...}, groups: [...]}`"
+                .to_owned(),
+        );
+    }
     let actual = if decision.is_allowed() {
         Expect::Allow
     } else {
@@ -326,6 +373,50 @@ cases:
             Some(
                 "expected locale denied with code role_deny, got not_granted (no applicable role grants locale)"
             )
+        );
+    }
+
+    #[test]
+    fn cases_give_claims_and_target_facts_and_one_without_the_facts_it_needs_is_an_error() {
+        // Arrange
+        let policy = Policy::parse(
+            "version: 1\nroles:\n  t:\n    update: [x]\n    target:\n      attributes:\n        \"custom:t\": {equals_claim: tenant}\n",
+        )
+        .expect("valid");
+        let cases = parse_cases(
+            r#"
+cases:
+  - name: same tenant
+    roles: [t]
+    claims: {tenant: [z, a]}
+    pool: p_1
+    target: {attributes: {"custom:t": a}}
+    attributes: {x: "1"}
+    expect: allow
+  - name: no facts
+    roles: [t]
+    claims: {tenant: a}
+    pool: p_1
+    attributes: {x: "1"}
+    expect: deny
+"#,
+        )
+        .expect("valid case file");
+
+        // Act
+        let results = run_cases(&policy, &cases);
+
+        // Assert
+        assert!(results[0].passed, "{:?}", results[0].message);
+        assert!(!results[1].passed);
+        assert!(
+            results[1]
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("error in the case file: the case reaches a role's target conditions"),
+            "{:?}",
+            results[1].message
         );
     }
 

@@ -9,6 +9,7 @@ use super::constraint::{Constraint, Pattern, Rule};
 use super::diagnostic::{PolicyDiagnostic, PolicyError};
 use super::glob::Glob;
 use super::model::{RawConstraint, RawPolicy, RawRole};
+use super::target::{self, Condition, Target};
 use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 use crate::suggest::closest as suggest;
 
@@ -38,8 +39,17 @@ pub(super) struct Role {
     pub(super) deny: Vec<Glob>,
     /// Keyed by exact attribute name.
     pub(super) constraints: BTreeMap<String, Constraint>,
+    /// Conditions on the target user; `None`: the role applies to any user.
+    pub(super) target: Option<Target>,
     /// Where each part was written, for `policy lint`.
     pub(super) spans: RoleSpans,
+}
+
+/// Which of the target user's facts a request needs read before it can be decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetNeeds {
+    /// A condition names groups: AdminListGroupsForUser is needed too.
+    pub groups: bool,
 }
 
 /// Where a role's name and entries are in the policy file, aligned with the compiled
@@ -120,6 +130,23 @@ impl Policy {
     /// The role names the policy defines, in file order.
     pub fn role_names(&self) -> impl Iterator<Item = &str> {
         self.roles.iter().map(|role| role.name.as_str())
+    }
+
+    /// Whether deciding for `caller_roles` in `pool_id` needs the target user's facts:
+    /// only when one of the caller's roles that match the pool has a `target`.
+    #[must_use]
+    pub fn target_needs(&self, caller_roles: &[String], pool_id: &str) -> Option<TargetNeeds> {
+        let targets: Vec<&Target> = self
+            .applicable_roles(caller_roles, pool_id)
+            .into_iter()
+            .filter_map(|role| role.target.as_ref())
+            .collect();
+        (!targets.is_empty()).then(|| TargetNeeds {
+            groups: targets
+                .iter()
+                .flat_map(|target| &target.conditions)
+                .any(Condition::needs_groups),
+        })
     }
 
     /// The caller's roles that the policy names and whose `pools` match `pool_id`, in file order.
@@ -224,6 +251,10 @@ impl Compiler {
                 .map(|(key, _)| (key.value.clone(), key.referenced))
                 .collect(),
         };
+        let target = raw
+            .target
+            .as_ref()
+            .and_then(|target| target::compile(role, target, &mut self.errors, &mut self.warnings));
         let constraints = raw
             .constraints
             .0
@@ -241,6 +272,7 @@ impl Compiler {
             verify: verify.into_iter().map(|v| v.value).collect(),
             deny: strip(deny),
             constraints,
+            target,
             spans,
         }
     }
@@ -344,16 +376,27 @@ impl Compiler {
                         None
                     }
                 });
-        if raw.one_of.is_none() && raw.pattern.is_none() && raw.max_length.is_none() {
+        let equals_claim = raw
+            .equals_claim
+            .as_ref()
+            .and_then(|claim| target::claim_name(&context, claim, &mut self.errors));
+        if raw.one_of.is_none()
+            && raw.pattern.is_none()
+            && raw.max_length.is_none()
+            && raw.equals_claim.is_none()
+        {
             self.errors.push(PolicyDiagnostic::at(
                 key,
-                format!("{context}: sets no rule; use one_of, pattern and/or max_length"),
+                format!(
+                    "{context}: sets no rule; use one_of, pattern, max_length and/or equals_claim"
+                ),
             ));
         }
         let rules = [
             raw.one_of.map(|one_of| Rule::OneOf(one_of.value)),
             pattern.map(Rule::Pattern),
             max_length.map(Rule::MaxLength),
+            equals_claim.map(Rule::EqualsClaim),
         ];
         (self.errors.len() == errors_before)
             .then(|| Constraint::new(rules.into_iter().flatten().collect()))
@@ -483,6 +526,60 @@ roles:
 "#;
 
     /// The one error a policy source produces, as (line, message).
+    #[test]
+    fn each_invalid_target_is_rejected_with_the_line_of_its_error() {
+        let role = |target: &str| format!("version: 1\nroles:\n  r:\n    update: [x]\n{target}");
+        let table: &[(&str, String, usize, &str)] = &[
+            (
+                "unknown key under target",
+                role("    target:\n      attribute: {}\n"),
+                6,
+                "unknown key `attribute` (did you mean `attributes`?)",
+            ),
+            (
+                "empty claim name",
+                role("    target:\n      attributes:\n        \"custom:t\": {equals_claim: \"\"}\n"),
+                7,
+                "equals_claim needs a claim name",
+            ),
+            (
+                "any_of: []",
+                role("    target:\n      groups: {any_of: []}\n"),
+                6,
+                "any_of: [] can never hold",
+            ),
+            (
+                "an attribute the input rules refuse",
+                role("    target:\n      attributes:\n        tier: {one_of: [a]}\n"),
+                7,
+                "unknown attribute 'tier': did you mean custom:tier?",
+            ),
+            (
+                "both equals_claim and one_of",
+                role("    target:\n      attributes:\n        \"custom:t\": {equals_claim: t, one_of: [a]}\n"),
+                7,
+                "give exactly one of equals_claim and one_of",
+            ),
+            (
+                "a target without conditions",
+                role("    target: {}\n"),
+                5,
+                "sets no condition",
+            ),
+            (
+                "an empty claim name in a constraint",
+                "version: 1\nroles:\n  r:\n    update: [x]\n    constraints:\n      x: {equals_claim: \" \"}\n".to_owned(),
+                6,
+                "equals_claim needs a claim name",
+            ),
+        ];
+        for (name, source, line, message) in table {
+            let (at, text) = only_error(source);
+            assert_eq!(at, Some(*line), "{name}: {text}");
+            assert!(text.contains(message), "{name}: {text}");
+        }
+    }
+
     fn only_error(source: &str) -> (Option<usize>, String) {
         let error = Policy::parse(source).expect_err("the policy is invalid");
         assert_eq!(error.diagnostics.len(), 1, "{error}");

@@ -2,6 +2,8 @@
 
 use regex::Regex;
 
+use super::decide::Claims;
+
 /// A compiled constraint: a list of rules, every one of which must accept the value.
 #[derive(Debug, Clone)]
 pub(super) struct Constraint {
@@ -18,12 +20,46 @@ pub(super) enum Rule {
     Pattern(Pattern),
     /// The value must have at most this many characters.
     MaxLength(usize),
+    /// The value must equal the caller's claim of this name (any of its values).
+    EqualsClaim(String),
+}
+
+/// Why a constraint rejected a value, in words that never quote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Rejection {
+    pub(super) text: String,
+    /// Every broken rule broke for want of a claim the caller's token lacks.
+    pub(super) missing_claim: bool,
+}
+
+impl Rejection {
+    /// The same kind of rejection, told in other words.
+    pub(super) fn clone_with(&self, text: String) -> Self {
+        Self {
+            text,
+            missing_claim: self.missing_claim,
+        }
+    }
 }
 
 impl Rule {
     /// `None` if the value passes; otherwise what the value must be, in words that
     /// never quote it.
-    fn broken_by(&self, value: &str) -> Option<String> {
+    fn broken_by(&self, value: &str, claims: &Claims) -> Option<(String, bool)> {
+        if let Self::EqualsClaim(claim) = self {
+            return match claims.get(claim).filter(|values| !values.is_empty()) {
+                None => Some((
+                    format!("needs the token's claim {claim}, which it lacks"),
+                    true,
+                )),
+                Some(values) => (!values.iter().any(|allowed| allowed == value))
+                    .then(|| (format!("must equal the token's claim {claim}"), false)),
+            };
+        }
+        self.broken_by_value(value).map(|text| (text, false))
+    }
+
+    fn broken_by_value(&self, value: &str) -> Option<String> {
         match self {
             Self::OneOf(allowed) => (!allowed.iter().any(|candidate| candidate == value))
                 .then(|| format!("must be one of [{}]", allowed.join(", "))),
@@ -37,6 +73,7 @@ impl Rule {
                 };
                 format!("must be at most {limit} {unit} long")
             }),
+            Self::EqualsClaim(_) => None,
         }
     }
 
@@ -45,6 +82,7 @@ impl Rule {
             Self::OneOf(allowed) => view.one_of = Some(allowed.clone()),
             Self::Pattern(pattern) => view.pattern = Some(pattern.source.clone()),
             Self::MaxLength(limit) => view.max_length = Some(*limit),
+            Self::EqualsClaim(claim) => view.equals_claim = Some(claim.clone()),
         }
     }
 }
@@ -92,6 +130,9 @@ pub(crate) struct ConstraintView {
     pub pattern: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_length: Option<usize>,
+    /// The value must equal the caller's claim of this name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub equals_claim: Option<String>,
 }
 
 impl Constraint {
@@ -101,17 +142,23 @@ impl Constraint {
 
     /// `Err` says, in words, every rule the value breaks. It never quotes the value:
     /// reasons are written to the audit log, where values appear only as HMACs.
-    pub(super) fn check(&self, value: &str) -> Result<(), String> {
-        let broken: Vec<String> = self
+    pub(super) fn check(&self, value: &str, claims: &Claims) -> Result<(), Rejection> {
+        let broken: Vec<(String, bool)> = self
             .rules
             .iter()
-            .filter_map(|rule| rule.broken_by(value))
+            .filter_map(|rule| rule.broken_by(value, claims))
             .collect();
         if broken.is_empty() {
-            Ok(())
-        } else {
-            Err(broken.join(" and "))
+            return Ok(());
         }
+        Err(Rejection {
+            missing_claim: broken.iter().all(|(_, missing)| *missing),
+            text: broken
+                .into_iter()
+                .map(|(text, _)| text)
+                .collect::<Vec<_>>()
+                .join(" and "),
+        })
     }
 
     pub(super) fn view(&self) -> ConstraintView {
@@ -119,6 +166,7 @@ impl Constraint {
             one_of: None,
             pattern: None,
             max_length: None,
+            equals_claim: None,
         };
         for rule in &self.rules {
             rule.show(&mut view);
@@ -129,7 +177,7 @@ impl Constraint {
 
 #[cfg(test)]
 mod tests {
-    use super::{Constraint, Pattern, Rule};
+    use super::{Claims, Constraint, Pattern, Rule};
 
     fn constraint(
         one_of: Option<&[&str]>,
@@ -229,11 +277,28 @@ mod tests {
         ];
         for (name, constraint, value, expected) in table {
             // Act
-            let outcome = constraint.check(value);
+            let outcome = constraint
+                .check(value, &Claims::new())
+                .map_err(|rejection| rejection.text);
 
             // Assert
             assert_eq!(outcome, expected.map_err(str::to_owned), "{name}");
         }
+    }
+
+    #[test]
+    fn equals_claim_accepts_only_the_callers_claim_and_says_when_the_claim_is_missing() {
+        // Arrange
+        let constraint = Constraint::new(vec![Rule::EqualsClaim("tenant".into())]);
+        let claims = Claims::from([("tenant".to_owned(), vec!["a".to_owned()])]);
+
+        // Act / Assert
+        assert_eq!(constraint.check("a", &claims), Ok(()));
+        let other = constraint.check("b", &claims).unwrap_err();
+        assert_eq!(other.text, "must equal the token's claim tenant");
+        assert!(!other.missing_claim);
+        let missing = constraint.check("a", &Claims::new()).unwrap_err();
+        assert!(missing.missing_claim);
     }
 
     #[test]

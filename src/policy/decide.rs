@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::compile::{Policy, Role};
+use super::target::{Check, Condition};
 use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 
 /// Named facts about the caller, taken from its token (the issuer's `claims`). A claim
@@ -23,6 +24,7 @@ pub struct TargetFacts {
 }
 
 static NO_CLAIMS: Claims = Claims::new();
+static NO_ATTRIBUTES: BTreeMap<String, String> = BTreeMap::new();
 
 /// The most role names a reason lists; the rest are counted.
 const MAX_ROLES_IN_REASON: usize = 5;
@@ -59,6 +61,38 @@ impl<'a> DecisionRequest<'a> {
             target: None,
         }
     }
+
+    /// The same request with the caller's claims and, when read, the target's facts.
+    #[must_use]
+    pub fn with_facts(self, claims: &'a Claims, target: Option<&'a TargetFacts>) -> Self {
+        Self {
+            claims,
+            target,
+            ..self
+        }
+    }
+
+    /// A request that asks for no attribute: what `GET /permissions` evaluates.
+    #[must_use]
+    pub fn about(roles: &'a [String], pool_id: &'a str) -> Self {
+        Self::new(roles, pool_id, &NO_ATTRIBUTES)
+    }
+}
+
+/// One target condition of one role, as evaluated for a request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ConditionResult {
+    /// The role whose `target` holds the condition.
+    pub role: String,
+    /// The condition as the policy wrote it (`custom:tenant_id equals_claim tenant`);
+    /// never a value of the target user's.
+    #[schema(example = "custom:tenant_id equals_claim tenant")]
+    pub condition: String,
+    /// Whether it held for the target user (an absent claim or attribute: false).
+    pub held: bool,
+    /// The target attribute it read, if any (the audit log records its value's HMAC).
+    #[serde(skip)]
+    pub attribute: Option<String>,
 }
 
 /// Why an attribute was denied, as a stable code for programs (`reason` is for people).
@@ -141,6 +175,12 @@ pub struct Decision {
     pub applicable_roles: Vec<String>,
     /// Every denied attribute, sorted by attribute name.
     pub denied: Vec<Denial>,
+    /// Every target condition of the caller's roles in this pool, with whether it held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<ConditionResult>,
+    /// A condition needed target facts the request did not carry (and so failed).
+    #[serde(skip)]
+    lacked_facts: bool,
     /// What was decided. Private, so that no one outside this module can make an
     /// "allowed" decision without asking the policy, and an empty request is never allowed.
     #[serde(skip)]
@@ -152,6 +192,13 @@ impl Decision {
     #[must_use]
     pub fn is_allowed(&self) -> bool {
         !self.decided.attributes.is_empty() && self.denied.is_empty()
+    }
+
+    /// Whether a target condition could not be evaluated because the request carried
+    /// no target facts (a policy test case without `target:`).
+    #[must_use]
+    pub fn lacked_target_facts(&self) -> bool {
+        self.lacked_facts
     }
 
     /// The right to write exactly what was decided, if the decision allows it.
@@ -208,7 +255,7 @@ pub struct Denial {
 
 /// Decides every attribute of `request` under `policy`.
 pub fn decide(policy: &Policy, request: &DecisionRequest<'_>) -> Decision {
-    let evaluation = Evaluation::new(policy, request.roles, request.pool_id);
+    let evaluation = Evaluation::new(policy, request);
     let denied = request
         .attributes
         .iter()
@@ -225,6 +272,8 @@ pub fn decide(policy: &Policy, request: &DecisionRequest<'_>) -> Decision {
     Decision {
         applicable_roles: evaluation.applicable_role_names(),
         denied,
+        conditions: evaluation.conditions,
+        lacked_facts: evaluation.lacked_facts,
         decided: AllowedChanges {
             attributes: request.attributes.clone(),
         },
@@ -255,29 +304,69 @@ const RULES: [Rule; 6] = [
 /// The policy seen through one caller's applicable roles in one pool.
 pub(super) struct Evaluation<'p> {
     policy: &'p Policy,
+    claims: &'p Claims,
+    /// The caller's roles that match the pool, whether or not their targets hold.
+    pub(super) held: Vec<&'p Role>,
+    /// Those of `held` whose target conditions hold (or that have none).
     pub(super) applicable: Vec<&'p Role>,
-    /// Set when no role applies: the reason every attribute is denied.
-    no_role_reason: Option<String>,
+    conditions: Vec<ConditionResult>,
+    lacked_facts: bool,
+    /// Set when no role applies: the code and reason every attribute is denied with.
+    no_role: Option<(DenialCode, String)>,
 }
 
+/// A condition that did not hold, and how.
+type Unmet<'p> = (&'p Role, &'p Condition, Check);
+
 impl<'p> Evaluation<'p> {
-    pub(super) fn new(policy: &'p Policy, caller_roles: &[String], pool_id: &str) -> Self {
-        let applicable = policy.applicable_roles(caller_roles, pool_id);
-        let no_role_reason = applicable.is_empty().then(|| {
-            if caller_roles.is_empty() {
-                "no applicable role: the token carries no roles".to_owned()
-            } else {
-                format!(
-                    "no applicable role: none of the token's roles [{}] applies to pool {pool_id}",
-                    role_list(caller_roles)
-                )
+    pub(super) fn new(policy: &'p Policy, request: &DecisionRequest<'p>) -> Self {
+        let held = policy.applicable_roles(request.roles, request.pool_id);
+        let mut applicable = Vec::new();
+        let mut conditions = Vec::new();
+        let mut unmet: Vec<Unmet<'p>> = Vec::new();
+        for role in &held {
+            let checks: Vec<(&Condition, Check)> = role
+                .target
+                .iter()
+                .flat_map(|target| &target.conditions)
+                .map(|condition| (condition, condition.check(request.target, request.claims)))
+                .collect();
+            for &(condition, check) in &checks {
+                conditions.push(ConditionResult {
+                    role: role.name.clone(),
+                    condition: condition.describe(),
+                    held: check == Check::Held,
+                    attribute: condition.attribute().map(str::to_owned),
+                });
             }
-        });
+            match checks.into_iter().find(|(_, check)| *check != Check::Held) {
+                None => applicable.push(*role),
+                Some((condition, check)) => unmet.push((role, condition, check)),
+            }
+        }
+        let no_role = if !applicable.is_empty() {
+            None
+        } else if held.is_empty() {
+            Some((DenialCode::NoApplicableRole, no_role_reason(request)))
+        } else {
+            Some(unmet_reason(&unmet))
+        };
         Self {
             policy,
+            claims: request.claims,
+            held,
             applicable,
-            no_role_reason,
+            lacked_facts: unmet
+                .iter()
+                .any(|(_, _, check)| *check == Check::MissingFacts),
+            conditions,
+            no_role,
         }
+    }
+
+    /// Every target condition evaluated, in role and policy order.
+    pub(super) fn conditions(&self) -> &[ConditionResult] {
+        &self.conditions
     }
 
     pub(super) fn applicable_role_names(&self) -> Vec<String> {
@@ -303,6 +392,57 @@ impl<'p> Evaluation<'p> {
             format!("no applicable role grants {attribute}"),
         ))
     }
+}
+
+fn no_role_reason(request: &DecisionRequest<'_>) -> String {
+    if request.roles.is_empty() {
+        "no applicable role: the token carries no roles".to_owned()
+    } else {
+        format!(
+            "no applicable role: none of the token's roles [{}] applies to pool {}",
+            role_list(request.roles),
+            request.pool_id
+        )
+    }
+}
+
+/// Why no role with a `target` applied: the first unmet condition of each (at most
+/// [`MAX_ROLES_IN_REASON`] roles), naming the condition, never the target's value.
+fn unmet_reason(unmet: &[Unmet<'_>]) -> (DenialCode, String) {
+    let code = if unmet
+        .iter()
+        .any(|(_, _, check)| *check == Check::MissingClaim)
+    {
+        DenialCode::MissingClaim
+    } else {
+        DenialCode::TargetCondition
+    };
+    let mut parts: Vec<String> = unmet
+        .iter()
+        .take(MAX_ROLES_IN_REASON)
+        .map(|(role, condition, check)| {
+            let how = match check {
+                Check::MissingClaim => format!(
+                    "needs the token's claim {}, which it lacks",
+                    condition.claim().unwrap_or_default()
+                ),
+                Check::MissingFacts => "was not evaluated: the user's facts were not read".into(),
+                Check::Held | Check::Failed => "does not hold for this user".into(),
+            };
+            format!(
+                "role {}'s target condition ({}) {how}",
+                role.name,
+                condition.describe()
+            )
+        })
+        .collect();
+    if unmet.len() > MAX_ROLES_IN_REASON {
+        parts.push(format!(
+            "and {} more roles",
+            unmet.len() - MAX_ROLES_IN_REASON
+        ));
+    }
+    (code, format!("no applicable role: {}", parts.join("; ")))
 }
 
 /// At most [`MAX_ROLES_IN_REASON`] role names, each cut short, then how many more there are.
@@ -347,8 +487,8 @@ fn immutable(_evaluation: &Evaluation<'_>, attribute: &str, _value: &str) -> Ver
 }
 
 fn applicable_role(evaluation: &Evaluation<'_>, _attribute: &str, _value: &str) -> Verdict {
-    match &evaluation.no_role_reason {
-        Some(reason) => Verdict::Deny(DenialCode::NoApplicableRole, reason.clone()),
+    match &evaluation.no_role {
+        Some((code, reason)) => Verdict::Deny(*code, reason.clone()),
         None => Verdict::Next,
     }
 }
@@ -402,23 +542,28 @@ fn update_grant(evaluation: &Evaluation<'_>, attribute: &str, value: &str) -> Ve
         match role
             .constraints
             .get(attribute)
-            .map(|constraint| constraint.check(value))
+            .map(|constraint| constraint.check(value, evaluation.claims))
         {
             None | Some(Ok(())) => return Verdict::Allow,
-            Some(Err(broken)) => rejections.push(format!(
-                "value rejected by constraint of role {}: {broken}",
-                role.name
-            )),
+            Some(Err(rejection)) => rejections.push(rejection.clone_with(format!(
+                "value rejected by constraint of role {}: {}",
+                role.name, rejection.text
+            ))),
         }
     }
     if rejections.is_empty() {
-        Verdict::Deny(
+        return Verdict::Deny(
             DenialCode::NotGranted,
             format!("no applicable role grants {attribute}"),
-        )
-    } else {
-        Verdict::Deny(DenialCode::Constraint, rejections.join("; "))
+        );
     }
+    let code = if rejections.iter().all(|rejection| rejection.missing_claim) {
+        DenialCode::MissingClaim
+    } else {
+        DenialCode::Constraint
+    };
+    let texts: Vec<String> = rejections.into_iter().map(|r| r.text).collect();
+    Verdict::Deny(code, texts.join("; "))
 }
 
 #[cfg(test)]
@@ -1002,5 +1147,228 @@ roles:
                 "denied": [{"attribute": "phone_number_verified", "code": "no_verify_grant", "reason": "no applicable role may mark phone_number as verified"}]
             })
         );
+    }
+
+    mod conditions {
+        use std::collections::BTreeMap;
+
+        use super::super::super::compile::Policy;
+        use super::super::{Claims, Decision, DecisionRequest, DenialCode, TargetFacts, decide};
+
+        const POLICY: &str = r#"
+version: 1
+protected: [sub]
+roles:
+  tenant-admin:
+    update: [given_name, "custom:tenant_id"]
+    target:
+      attributes:
+        "custom:tenant_id": {equals_claim: tenant}
+      groups:
+        none_of: [admins]
+    constraints:
+      "custom:tenant_id": {equals_claim: tenant}
+  trial-support:
+    update: [nickname]
+    target:
+      attributes:
+        "custom:status": {one_of: [active, trial]}
+  support:
+    update: [locale]
+    deny: [given_name]
+"#;
+        const POOL: &str = "us-east-1_A";
+
+        fn decide_with(
+            roles: &[&str],
+            claims: &[(&str, &str)],
+            target: Option<TargetFacts>,
+            attributes: &[(&str, &str)],
+        ) -> Decision {
+            let policy = Policy::parse(POLICY).expect("valid");
+            let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+            let claims: Claims = claims
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect();
+            let attributes: BTreeMap<String, String> = attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            decide(
+                &policy,
+                &DecisionRequest::new(&roles, POOL, &attributes)
+                    .with_facts(&claims, target.as_ref()),
+            )
+        }
+
+        fn user(tenant: &str, groups: &[&str]) -> Option<TargetFacts> {
+            Some(TargetFacts {
+                attributes: BTreeMap::from([("custom:tenant_id".to_owned(), tenant.to_owned())]),
+                groups: Some(groups.iter().map(|g| (*g).to_owned()).collect()),
+            })
+        }
+
+        fn codes(decision: &Decision) -> Vec<(&str, DenialCode)> {
+            decision
+                .denied
+                .iter()
+                .map(|d| (d.attribute.as_str(), d.code))
+                .collect()
+        }
+
+        #[test]
+        fn a_tenant_admin_changes_a_user_of_its_own_tenant() {
+            let decision = decide_with(
+                &["tenant-admin"],
+                &[("tenant", "a")],
+                user("a", &[]),
+                &[("given_name", "Ann"), ("custom:tenant_id", "a")],
+            );
+
+            assert!(decision.is_allowed(), "{decision:?}");
+            assert_eq!(decision.conditions.len(), 2);
+            assert!(decision.conditions.iter().all(|c| c.held));
+        }
+
+        #[test]
+        fn a_tenant_admin_cannot_touch_another_tenants_user_and_the_reason_hides_the_value() {
+            let decision = decide_with(
+                &["tenant-admin"],
+                &[("tenant", "a")],
+                user("secret-tenant-b", &[]),
+                &[("given_name", "Ann")],
+            );
+
+            assert_eq!(
+                codes(&decision),
+                [("given_name", DenialCode::TargetCondition)]
+            );
+            let reason = &decision.denied[0].reason;
+            assert_eq!(
+                reason,
+                "no applicable role: role tenant-admin's target condition (custom:tenant_id equals_claim tenant) does not hold for this user"
+            );
+            assert!(!reason.contains("secret-tenant-b"));
+        }
+
+        #[test]
+        fn a_tenant_admin_cannot_move_a_user_into_another_tenant() {
+            let decision = decide_with(
+                &["tenant-admin"],
+                &[("tenant", "a")],
+                user("a", &[]),
+                &[("custom:tenant_id", "b")],
+            );
+
+            assert_eq!(
+                codes(&decision),
+                [("custom:tenant_id", DenialCode::Constraint)]
+            );
+            assert_eq!(
+                decision.denied[0].reason,
+                "value rejected by constraint of role tenant-admin: must equal the token's claim tenant"
+            );
+        }
+
+        #[test]
+        fn a_token_without_the_claim_is_denied_with_missing_claim() {
+            let decision = decide_with(
+                &["tenant-admin"],
+                &[],
+                user("a", &[]),
+                &[("given_name", "x")],
+            );
+
+            assert_eq!(codes(&decision), [("given_name", DenialCode::MissingClaim)]);
+            assert!(
+                decision.denied[0]
+                    .reason
+                    .contains("needs the token's claim tenant")
+            );
+        }
+
+        #[test]
+        fn a_none_of_condition_protects_admins() {
+            let decision = decide_with(
+                &["tenant-admin"],
+                &[("tenant", "a")],
+                user("a", &["admins"]),
+                &[("given_name", "x")],
+            );
+
+            assert_eq!(
+                codes(&decision),
+                [("given_name", DenialCode::TargetCondition)]
+            );
+            assert!(
+                decision.denied[0]
+                    .reason
+                    .contains("groups none_of [admins]")
+            );
+        }
+
+        #[test]
+        fn an_absent_target_attribute_makes_its_condition_false() {
+            let decision = decide_with(
+                &["trial-support"],
+                &[],
+                Some(TargetFacts::default()),
+                &[("nickname", "x")],
+            );
+
+            assert_eq!(
+                codes(&decision),
+                [("nickname", DenialCode::TargetCondition)]
+            );
+        }
+
+        #[test]
+        fn a_role_whose_target_does_not_hold_grants_and_denies_nothing() {
+            // support's deny of given_name still wins; tenant-admin grants nothing here.
+            let decision = decide_with(
+                &["tenant-admin", "support"],
+                &[("tenant", "a")],
+                user("b", &[]),
+                &[("given_name", "x"), ("locale", "en")],
+            );
+
+            assert_eq!(codes(&decision), [("given_name", DenialCode::RoleDeny)]);
+            assert_eq!(decision.applicable_roles, ["support"]);
+        }
+
+        #[test]
+        fn a_condition_without_the_facts_it_needs_fails_closed_and_says_so() {
+            let decision = decide_with(
+                &["tenant-admin"],
+                &[("tenant", "a")],
+                None,
+                &[("given_name", "x")],
+            );
+
+            assert!(!decision.is_allowed());
+            assert!(decision.lacked_target_facts());
+        }
+
+        #[test]
+        fn the_policy_says_which_facts_a_caller_needs_read() {
+            let policy = Policy::parse(POLICY).expect("valid");
+            let roles = |names: &[&str]| names.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
+
+            assert_eq!(policy.target_needs(&roles(&["support"]), POOL), None);
+            assert_eq!(policy.target_needs(&roles(&["nobody"]), POOL), None);
+            assert_eq!(
+                policy
+                    .target_needs(&roles(&["trial-support"]), POOL)
+                    .map(|n| n.groups),
+                Some(false)
+            );
+            assert_eq!(
+                policy
+                    .target_needs(&roles(&["tenant-admin"]), POOL)
+                    .map(|n| n.groups),
+                Some(true)
+            );
+        }
     }
 }

@@ -18,12 +18,14 @@ mod glob;
 mod lint;
 mod model;
 mod permissions;
+mod target;
 
 pub(crate) use cases::{parse_cases, run_cases};
-pub use compile::Policy;
+pub use compile::{Policy, TargetNeeds};
 pub(crate) use constraint::ConstraintView;
 pub use decide::{
-    AllowedChanges, Claims, Decision, DecisionRequest, Denial, DenialCode, TargetFacts, decide,
+    AllowedChanges, Claims, ConditionResult, Decision, DecisionRequest, Denial, DenialCode,
+    TargetFacts, decide,
 };
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
 pub(crate) use lint::lint;

@@ -73,6 +73,39 @@ pub(super) struct RawRole {
     pub(super) deny: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) constraints: Entries<Spanned<String>, RawConstraint>,
+    /// Conditions on the target user; the role applies only where all of them hold.
+    #[serde(default)]
+    pub(super) target: Option<Spanned<RawTarget>>,
+}
+
+/// `target:` of a role: conditions on the user being changed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTarget {
+    #[serde(default)]
+    pub(super) attributes: Entries<Spanned<String>, RawAttributeCondition>,
+    #[serde(default)]
+    pub(super) groups: Option<RawGroups>,
+}
+
+/// A condition on one of the target user's attributes: exactly one of these.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAttributeCondition {
+    #[serde(default)]
+    pub(super) equals_claim: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) one_of: Option<Spanned<Vec<String>>>,
+}
+
+/// Conditions on the target user's Cognito groups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroups {
+    #[serde(default)]
+    pub(super) any_of: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub(super) none_of: Option<Spanned<Vec<String>>>,
 }
 
 /// Rules on the values a role may set for one attribute.
@@ -86,4 +119,7 @@ pub(super) struct RawConstraint {
     /// Signed, so that `max_length: -1` gets attrgate's message rather than a type error.
     #[serde(default)]
     pub(super) max_length: Option<Spanned<i64>>,
+    /// The new value must equal the caller's claim of this name.
+    #[serde(default)]
+    pub(super) equals_claim: Option<Spanned<String>>,
 }

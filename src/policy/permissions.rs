@@ -4,38 +4,65 @@ use std::collections::BTreeMap;
 
 use super::compile::{Policy, Role};
 use super::constraint::ConstraintView;
-use super::decide::Evaluation;
+use super::decide::{ConditionResult, DecisionRequest, Evaluation};
 use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 
-/// The caller's effective permissions in one pool.
+/// The caller's effective permissions in one pool (and, when asked, for one user).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Permissions {
-    pub pool_id: String,
+    pub(crate) pool_id: String,
+    /// The user the roles' `target` conditions were evaluated for, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) username: Option<String>,
     /// Globs no role may write: the policy's `protected`, plus `sub` when the policy
     /// does not already cover it (it is never writable).
-    pub protected: Vec<String>,
-    /// Only the roles that apply to this caller in this pool, in policy file order.
-    pub roles: Vec<RolePermissions>,
+    pub(crate) protected: Vec<String>,
+    /// The roles that apply to this caller in this pool, in policy file order. Without
+    /// a user, roles with `target` conditions are listed too, marked `conditional`;
+    /// for a named user, only the roles whose conditions hold for that user.
+    pub(crate) roles: Vec<RolePermissions>,
     /// The attributes (`email`, `phone_number`) whose `_verified` flag the caller may
-    /// actually set here: granted by some role, and not protected or denied.
-    pub can_verify: Vec<String>,
+    /// actually set here: granted by some applicable (not conditional) role, and not
+    /// protected or denied.
+    pub(crate) can_verify: Vec<String>,
+    /// For a named user: every target condition evaluated, with whether it held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) conditions: Vec<ConditionResult>,
 }
 
 /// One applicable role, as written in the policy.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct RolePermissions {
-    pub role: String,
-    pub pools: Vec<String>,
-    pub update: Vec<String>,
-    pub verify: Vec<String>,
-    pub deny: Vec<String>,
-    pub constraints: BTreeMap<String, ConstraintView>,
+    pub(crate) role: String,
+    pub(crate) pools: Vec<String>,
+    pub(crate) update: Vec<String>,
+    pub(crate) verify: Vec<String>,
+    pub(crate) deny: Vec<String>,
+    pub(crate) constraints: BTreeMap<String, ConstraintView>,
+    /// True when the role applies only to target users that meet its `target`
+    /// conditions, and no user was named: ask again with `username`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub(crate) conditional: bool,
+    /// The role's `target` conditions, as written (`custom:tenant_id equals_claim tenant`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) target: Vec<String>,
 }
 
-/// The permissions that `roles` (from a token) have in `pool_id`.
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The permissions of the caller in `request` (its roles and claims) in its pool. With
+/// target facts, conditional roles count only where their conditions hold; without,
+/// they are listed as conditional and grant nothing here.
 #[must_use]
-pub(crate) fn permissions(policy: &Policy, roles: &[String], pool_id: &str) -> Permissions {
-    let evaluation = Evaluation::new(policy, roles, pool_id);
+pub(crate) fn permissions(
+    policy: &Policy,
+    request: &DecisionRequest<'_>,
+    username: Option<&str>,
+) -> Permissions {
+    let evaluation = Evaluation::new(policy, request);
     let mut protected: Vec<String> = policy
         .protected
         .iter()
@@ -50,21 +77,37 @@ pub(crate) fn permissions(policy: &Policy, roles: &[String], pool_id: &str) -> P
         .filter(|verifiable| evaluation.denial(verifiable.flag(), "true").is_none())
         .map(|verifiable| verifiable.attribute().to_owned())
         .collect();
+    let listed = if request.target.is_some() {
+        &evaluation.applicable
+    } else {
+        &evaluation.held
+    };
     Permissions {
-        pool_id: pool_id.to_owned(),
+        pool_id: request.pool_id.to_owned(),
+        username: username.map(str::to_owned),
         protected,
-        roles: evaluation
-            .applicable
+        roles: listed
             .iter()
-            .map(|role| view(role))
+            .map(|role| view(role, request.target.is_none()))
             .collect(),
         can_verify,
+        conditions: if request.target.is_some() {
+            evaluation.conditions().to_vec()
+        } else {
+            Vec::new()
+        },
     }
 }
 
-fn view(role: &Role) -> RolePermissions {
+fn view(role: &Role, unevaluated: bool) -> RolePermissions {
     let globs =
         |globs: &[super::glob::Glob]| globs.iter().map(|glob| glob.as_str().to_owned()).collect();
+    let target: Vec<String> = role
+        .target
+        .iter()
+        .flat_map(|target| &target.conditions)
+        .map(super::target::Condition::describe)
+        .collect();
     RolePermissions {
         role: role.name.clone(),
         pools: globs(&role.pools),
@@ -80,13 +123,15 @@ fn view(role: &Role) -> RolePermissions {
             .iter()
             .map(|(attribute, constraint)| (attribute.clone(), constraint.view()))
             .collect(),
+        conditional: unevaluated && !target.is_empty(),
+        target,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::compile::Policy;
-    use super::permissions;
+    use super::super::decide::DecisionRequest;
 
     const POLICY: &str = r#"
 version: 1
@@ -107,6 +152,10 @@ roles:
 
     fn roles(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    fn permissions(policy: &Policy, roles: &[String], pool: &str) -> super::Permissions {
+        super::permissions(policy, &DecisionRequest::about(roles, pool), None)
     }
 
     #[test]

@@ -6,9 +6,9 @@ use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::input::{PoolId, parse_query};
-use crate::policy::{self, Permissions};
-use crate::policy_source::PolicySource;
+use crate::input::{PoolId, Username, parse_query};
+use crate::policy::Permissions;
+use crate::update::UpdateService;
 use crate::wire::Problem;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -18,6 +18,11 @@ pub(crate) struct PermissionsQuery {
     /// The user pool to ask about (roles may be scoped to pools by `pools` globs).
     #[param(example = "us-east-1_AbC123")]
     pub(crate) pool_id: String,
+    /// A user of the pool: roles with `target` conditions are then evaluated for this
+    /// user (as an update would: attrgate reads the user's attributes, and groups when a
+    /// condition names groups). Without it, such roles are listed as `conditional`.
+    #[param(example = "ann")]
+    pub(crate) username: Option<String>,
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,22 +43,32 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     tag = "attributes",
     params(PermissionsQuery),
     responses(
-        (status = 200, description = "The roles that apply to this token in the pool, and their grants. An empty `roles` list means every write is denied.", body = Permissions),
+        (status = 200, description = "The roles that apply to this token in the pool (for `username`, if given), and their grants. An empty `roles` list means every write is denied.", body = Permissions),
         (status = 400, description = "`pool_id` is missing, or the query has an unknown parameter.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "The token is missing or invalid.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`pool_id` is malformed.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "With `username`, when a role's conditions had to be evaluated: the user or the pool does not exist.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`pool_id` or `username` is malformed.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "With `username`: Cognito throttled the read of the user's facts. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "With `username`: Cognito failed to answer the read of the user's facts.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The token issuer's keys are not fetched yet; retry shortly.", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "With `username`: Cognito did not answer the read in time.", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearerAuth" = []))
 )]
 pub(crate) async fn get_permissions(
     caller: Caller,
     req: HttpRequest,
-    policy: web::Data<PolicySource>,
+    service: web::Data<UpdateService>,
 ) -> Result<HttpResponse, ApiError> {
     let query =
         parse_query::<PermissionsQuery>(req.query_string()).map_err(ApiError::permissions_query)?;
     let pool = PoolId::parse(&query.pool_id).map_err(ApiError::invalid_pool_id)?;
-    let permissions = policy::permissions(&policy.current(), &caller.roles, pool.as_str());
+    let user = query
+        .username
+        .as_deref()
+        .map(Username::parse)
+        .transpose()
+        .map_err(ApiError::invalid_username)?;
+    let permissions = service.permissions(&caller, &pool, user.as_ref()).await?;
     Ok(HttpResponse::Ok().json(permissions))
 }

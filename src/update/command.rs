@@ -39,7 +39,8 @@ pub(crate) struct UpdateQuery {
     /// `true`: decide and audit as usual, but do not call Cognito. The answer is the
     /// same 200 (with `dry_run: true`) or 403 that the real request would get from the
     /// policy; input errors are reported too, but Cognito's own checks (user exists,
-    /// alias in use) are not made.
+    /// alias in use) are not made, except that the target user is read (and must exist)
+    /// when one of the caller's roles has conditions on it.
     #[serde(default)]
     pub(crate) dry_run: bool,
 }

@@ -15,12 +15,17 @@ mod refusal;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::audit::{AuditLog, AuditRecord, DecisionRecord, Event, Outcome, ValueHasher};
+use crate::audit::{
+    AuditLog, AuditRecord, ConditionRecord, DecisionRecord, Event, Outcome, ValueHasher,
+};
 use crate::auth::Caller;
-use crate::cognito::{UpdateRequest, UserWriter};
+use crate::cognito::{DirectoryError, UpdateRequest, UserReader, UserWriter};
+use crate::input::{PoolId, Username};
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::policy::{self, AllowedChanges, Decision, DecisionRequest, Policy};
+use crate::policy::{
+    self, AllowedChanges, Decision, DecisionRequest, Permissions, Policy, TargetFacts,
+};
 use crate::policy_source::PolicySource;
 use crate::schema_cache::SchemaCache;
 use crate::wire::DeniedAttribute;
@@ -38,6 +43,8 @@ pub(crate) struct UpdateService {
     pub(crate) policy: Arc<PolicySource>,
     pub(crate) audit: AuditLog,
     pub(crate) writer: Arc<dyn UserWriter>,
+    /// Reads a target user's facts for the policy's `target` conditions.
+    pub(crate) reader: Arc<dyn UserReader>,
     /// `None` when `cognito.validate_schema` is off.
     pub(crate) schemas: Option<SchemaCache>,
     pub(crate) hasher: ValueHasher,
@@ -133,20 +140,30 @@ impl UpdateService {
         Ok((command, authorized))
     }
 
-    /// The policy's decision, and the pool's schema for callers the policy lets in.
+    /// The policy's decision (with the target's facts, read when a role's conditions
+    /// need them), and the pool's schema for callers the policy lets in.
     async fn authorize(
         &self,
         facts: &Facts<'_>,
         command: &UpdateCommand,
     ) -> Result<Authorized, Refused> {
         let caller = facts.who.caller;
+        let upstream = |error| Refused {
+            refusal: Refusal::Upstream(error),
+            known: command.known(),
+        };
+        let target = self
+            .target_facts(&facts.policy, caller, &command.pool, &command.user)
+            .await
+            .map_err(upstream)?;
         let decision = policy::decide(
             &facts.policy,
             &DecisionRequest::new(
                 &caller.roles,
                 command.pool.as_str(),
                 command.changes.as_map(),
-            ),
+            )
+            .with_facts(&caller.claims, target.as_ref()),
         );
         // The pool's schema is asked only for callers with a role in this pool: anyone
         // else is denied by the policy anyway, and must learn nothing about the pool (nor
@@ -159,15 +176,10 @@ impl UpdateService {
                 Ok(Err(errors)) => {
                     return Err(Refused::invalid(Invalid::Schema(errors), command.known()));
                 }
-                Err(error) => {
-                    return Err(Refused {
-                        refusal: Refusal::Upstream(error),
-                        known: command.known(),
-                    });
-                }
+                Err(error) => return Err(upstream(error)),
             }
         }
-        let record = decision_record(&decision);
+        let record = decision_record(&decision, target.as_ref(), &self.hasher);
         let requested = command.requested.names.len();
         match decision.into_allowed() {
             Ok(changes) => Ok(Authorized {
@@ -185,6 +197,52 @@ impl UpdateService {
                 },
             }),
         }
+    }
+
+    /// The target user's facts, read once, and only when one of the caller's roles in
+    /// the pool has `target` conditions: a caller with no role there causes no read.
+    async fn target_facts(
+        &self,
+        policy: &Policy,
+        caller: &Caller,
+        pool: &PoolId,
+        user: &Username,
+    ) -> Result<Option<TargetFacts>, DirectoryError> {
+        let Some(needs) = policy.target_needs(&caller.roles, pool.as_str()) else {
+            return Ok(None);
+        };
+        let attributes = self.reader.user_attributes(pool, user).await?;
+        let groups = if needs.groups {
+            Some(self.reader.user_groups(pool, user).await?)
+        } else {
+            None
+        };
+        Ok(Some(TargetFacts { attributes, groups }))
+    }
+
+    /// What the caller may do in `pool`; for a named user, with the roles' `target`
+    /// conditions evaluated on that user's facts (read as for an update).
+    pub(crate) async fn permissions(
+        &self,
+        caller: &Caller,
+        pool: &PoolId,
+        user: Option<&Username>,
+    ) -> Result<Permissions, DirectoryError> {
+        let policy = self.policy.current();
+        let target = match user {
+            Some(user) => self.target_facts(&policy, caller, pool, user).await?,
+            None => None,
+        };
+        // A named user whose facts were not needed: no role has conditions, so the
+        // answer is the unconditional one, marked as evaluated for that user.
+        let evaluated = target.or_else(|| user.map(|_| TargetFacts::default()));
+        let request = DecisionRequest::about(&caller.roles, pool.as_str())
+            .with_facts(&caller.claims, evaluated.as_ref());
+        Ok(policy::permissions(
+            &policy,
+            &request,
+            user.map(Username::as_str),
+        ))
     }
 
     /// A dry run is recorded and answered; otherwise intent, Cognito, outcome.
@@ -272,10 +330,35 @@ fn audit_failed(error: &crate::audit::AuditError) -> Refusal {
     Refusal::AuditUnavailable
 }
 
-fn decision_record(decision: &Decision) -> DecisionRecord {
+/// The decision as its audit records name it: with every evaluated condition, and the
+/// target values those conditions read as HMACs, never in clear.
+fn decision_record(
+    decision: &Decision,
+    target: Option<&TargetFacts>,
+    hasher: &ValueHasher,
+) -> DecisionRecord {
+    let target_values = decision
+        .conditions
+        .iter()
+        .filter_map(|condition| {
+            let attribute = condition.attribute.as_ref()?;
+            let value = target?.attributes.get(attribute)?;
+            Some((attribute.clone(), hasher.hash(value)))
+        })
+        .collect();
     DecisionRecord {
         allowed: decision.is_allowed(),
         applicable_roles: decision.applicable_roles.clone(),
         denied: decision.denied.iter().map(DeniedAttribute::from).collect(),
+        conditions: decision
+            .conditions
+            .iter()
+            .map(|condition| ConditionRecord {
+                role: condition.role.clone(),
+                condition: condition.condition.clone(),
+                held: condition.held,
+            })
+            .collect(),
+        target_values,
     }
 }

@@ -163,6 +163,25 @@ pub(crate) async fn create_user(
     request.send().await.expect("create a user in moto");
 }
 
+/// Creates a group in the pool and puts the user in it.
+pub(crate) async fn add_to_group(client: &Client, pool_id: &str, group: &str, username: &str) {
+    // The group may exist already (several users of one test); only the add must work.
+    let _ = client
+        .create_group()
+        .user_pool_id(pool_id)
+        .group_name(group)
+        .send()
+        .await;
+    client
+        .admin_add_user_to_group()
+        .user_pool_id(pool_id)
+        .group_name(group)
+        .username(username)
+        .send()
+        .await
+        .expect("add a user to a group in moto");
+}
+
 pub(crate) async fn user_attributes(
     client: &Client,
     pool_id: &str,
@@ -353,6 +372,7 @@ auth:
       jwks_url: "{jwks_url}"
       audiences: [{AUDIENCE}]
       roles_claim: /roles
+      claims: {{tenant: /tenant_id}}
       algorithms: [RS256, ES256]
     - issuer: "{batch_issuer}"
       hmac_secret_env: TEST_BATCH_SECRET

@@ -14,4 +14,5 @@ mod policy_lint;
 mod process;
 mod reload;
 mod schema;
+mod tenants;
 mod upstream;
