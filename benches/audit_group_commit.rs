@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use attrgate::audit::{
-    AuditCounters, AuditLog, AuditRecord, AuditStore, ChainHead, Event, Outcome,
+    AuditCounters, AuditLog, AuditRecord, AuditStore, ChainHead, Event, Outcome, WriterOptions,
 };
 use attrgate::auth::Caller;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -130,7 +130,13 @@ fn audit_durability(c: &mut Criterion) {
         let grouped_path = dir.join(format!("grouped-{writers}.jsonl"));
         let _ = std::fs::remove_file(&grouped_path);
         let counters = counters();
-        let log = AuditLog::open(&grouped_path, None, counters.clone()).unwrap();
+        let log = AuditLog::open(
+            &grouped_path,
+            None,
+            counters.clone(),
+            WriterOptions::default(),
+        )
+        .unwrap();
         group.bench_with_input(
             BenchmarkId::new("group_commit", writers),
             &writers,

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::audit::{ValueHasher, verify_file};
+use crate::audit::{
+    CheckpointCheck, SearchQuery, ValueHasher, display_replica, keygen, read_public_key, search,
+    verify_logs,
+};
 use crate::cognito::{CognitoDirectory, DirectoryErrorKind, SchemaReader};
 use crate::config::Settings;
 use crate::input::PoolId;
@@ -30,6 +33,10 @@ pub enum Command {
     Serve {
         #[arg(long)]
         config: PathBuf,
+        /// Only parse and validate the config (every key and value), print the result,
+        /// and exit 0 or 1; nothing is started and no file it names is opened.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Check and test policy files.
     #[command(subcommand)]
@@ -62,11 +69,33 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain of one or more consecutive log files; names the first bad record.
+    /// Check the hash chain of log files (one or more replicas', rotated files in any
+    /// order); names the first bad record. With signed checkpoints, also fails when the
+    /// log ends before a checkpointed record, when a checkpointed record was rewritten,
+    /// or when two checkpoints disagree.
     Verify {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// The checkpoint file (`audit.checkpoint.path`).
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The Ed25519 public key (PEM) the checkpoints are signed for.
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<PathBuf>,
     },
+    /// Write a new Ed25519 key pair for signed checkpoints (PEM files; never overwrites).
+    Keygen {
+        /// Where the private key goes (mode 0600); give it to the gateway through the
+        /// environment variable named by `audit.checkpoint.signing_key_env`.
+        #[arg(long)]
+        private_key: PathBuf,
+        /// Where the public key goes; keep it where the verifier of the log keeps it.
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Print the records that match every filter, oldest first per replica, verifying
+    /// each chain as it reads; warns (and exits 1) when a chain it read is broken.
+    Search(SearchArgs),
     /// Print the HMAC of a value under the configured key, to search the log for it.
     Hash {
         value: String,
@@ -78,15 +107,74 @@ pub enum AuditCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// The log files: one or more replicas', rotated files included, in any order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    pool: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    /// A requested attribute name.
+    #[arg(long)]
+    attribute: Option<String>,
+    /// A requested value, matched through its HMAC under the configured key (with
+    /// --attribute: that attribute's value). Needs --config or the key's variable.
+    #[arg(long)]
+    value: Option<String>,
+    /// The gateway's config, for the HMAC key's environment variable.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The environment variable holding the HMAC key, when no config is given.
+    #[arg(long, default_value = "ATTRGATE_AUDIT_HMAC_KEY")]
+    key_env: String,
+    /// The caller's `sub`.
+    #[arg(long)]
+    caller: Option<String>,
+    /// From this time on (RFC 3339, or a date: midnight UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (RFC 3339, or a date).
+    #[arg(long)]
+    until: Option<String>,
+    /// Print the matching records themselves, one JSON line each.
+    #[arg(long)]
+    json: bool,
+}
+
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { config } => serve(config).await,
+        Command::Serve {
+            config,
+            check_config: true,
+        } => check_config(&config),
+        Command::Serve { config, .. } => serve(config).await,
         Command::Policy(PolicyCommand::Check { file }) => policy_check(&file),
         Command::Policy(PolicyCommand::Test { file, cases }) => policy_test(&file, &cases),
         Command::Policy(PolicyCommand::Lint { file, pool, config }) => {
             policy_lint(&file, &pool, &config).await
         }
-        Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
+        Command::Audit(AuditCommand::Verify {
+            files,
+            checkpoints,
+            public_key,
+        }) => audit_verify(&files, checkpoints.as_deref(), public_key.as_deref()),
+        Command::Audit(AuditCommand::Keygen {
+            private_key,
+            public_key,
+        }) => match keygen(&private_key, &public_key) {
+            Ok(()) => {
+                println!(
+                    "wrote {} (private, keep it secret) and {} (public)",
+                    private_key.display(),
+                    public_key.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(&error),
+        },
+        Command::Audit(AuditCommand::Search(args)) => audit_search(&args),
         Command::Audit(AuditCommand::Hash {
             value,
             config,
@@ -96,6 +184,16 @@ pub async fn run(cli: Cli) -> ExitCode {
             print!("{}", crate::openapi::document_json());
             ExitCode::SUCCESS
         }
+    }
+}
+
+fn check_config(config: &std::path::Path) -> ExitCode {
+    match Settings::load(config) {
+        Ok(_) => {
+            println!("{}: ok", config.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
     }
 }
 
@@ -291,20 +389,155 @@ async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Pat
     }
 }
 
-fn audit_verify(files: &[PathBuf]) -> ExitCode {
-    let mut start: Option<String> = None;
+fn audit_verify(
+    files: &[PathBuf],
+    checkpoints: Option<&std::path::Path>,
+    public_key: Option<&std::path::Path>,
+) -> ExitCode {
+    let key = match public_key.map(read_public_key).transpose() {
+        Ok(key) => key,
+        Err(error) => return fail(&error),
+    };
+    let check = checkpoints
+        .zip(key.as_ref())
+        .map(|(path, key)| CheckpointCheck { path, key });
+    let reports = match verify_logs(files, check.as_ref()) {
+        Ok(reports) => reports,
+        Err(error) => return fail(&error),
+    };
     let mut total = 0;
-    for file in files {
-        match verify_file(file, start.as_deref()) {
-            Ok(summary) => {
-                total += summary.records;
-                start = Some(summary.last_hash);
-            }
-            Err(error) => return fail(&format!("{}: {error}", file.display())),
+    for report in &reports {
+        total += report.records;
+        println!(
+            "replica {}: {} record(s) in {} file(s), last seq {}, chain intact",
+            display_replica(&report.replica),
+            report.records,
+            report.files,
+            report
+                .last_seq
+                .map_or_else(|| "-".to_owned(), |seq| seq.to_string())
+        );
+        if check.is_some() {
+            let last = report
+                .last_checkpoint
+                .map_or_else(|| "none".to_owned(), |seq| format!("seq {seq}"));
+            println!(
+                "  {} checkpoint(s) verified, the last at {last}; {} record(s) after it not yet checkpointed",
+                report.checkpoints,
+                report.not_checkpointed()
+            );
         }
     }
     println!("ok: {total} records, chain intact");
     ExitCode::SUCCESS
+}
+
+fn audit_search(args: &SearchArgs) -> ExitCode {
+    let query = match search_query(args) {
+        Ok(query) => query,
+        Err(error) => return fail(&error),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let report = search(&args.files, &query, |record, seq| {
+        use std::io::Write;
+        let _ = if args.json {
+            writeln!(out, "{record}")
+        } else {
+            writeln!(out, "{}", search_line(record, seq))
+        };
+    });
+    drop(out);
+    match report {
+        Ok(report) => {
+            eprintln!(
+                "{} match(es) in {} record(s)",
+                report.matches, report.records
+            );
+            for broken in &report.broken {
+                eprintln!("attrgate: warning: {broken}");
+            }
+            if report.broken.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn search_query(args: &SearchArgs) -> Result<SearchQuery, String> {
+    let value_hmac = match &args.value {
+        None => None,
+        Some(value) => {
+            let var = match &args.config {
+                Some(path) => {
+                    Settings::load(path)
+                        .map_err(|e| e.to_string())?
+                        .audit
+                        .hmac_key_env
+                }
+                None => args.key_env.clone(),
+            };
+            let hasher = ValueHasher::from_env_value(&var, std::env::var(&var).ok())
+                .map_err(|e| e.to_string())?;
+            Some(hasher.hash(value))
+        }
+    };
+    Ok(SearchQuery {
+        pool: args.pool.clone(),
+        user: args.user.clone(),
+        attribute: args.attribute.clone(),
+        value_hmac,
+        caller: args.caller.clone(),
+        since: args.since.as_deref().map(parse_time).transpose()?,
+        until: args.until.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+/// RFC 3339, or a date (`2026-11-20`, midnight UTC).
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| time::OffsetDateTime::parse(&format!("{text}T00:00:00Z"), &Rfc3339))
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))
+}
+
+/// One line per matching event: time, replica, caller, user, attributes, outcome, request id.
+fn search_line(record: &serde_json::Value, seq: u64) -> String {
+    let text = |pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let list = |pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    format!(
+        "{time} replica={replica} seq={seq} event={event} caller={sub} roles=[{roles}] pool={pool} user={user} attributes=[{attributes}] outcome={outcome} request_id={request_id}",
+        time = text("/time"),
+        replica = text("/replica"),
+        event = text("/event"),
+        sub = text("/caller/sub"),
+        roles = list("/caller/roles"),
+        pool = text("/pool_id"),
+        user = text("/username"),
+        attributes = list("/attributes"),
+        outcome = text("/outcome"),
+        request_id = text("/request_id"),
+    )
 }
 
 fn audit_hash(value: &str, config: Option<PathBuf>, key_env: String) -> ExitCode {

@@ -107,6 +107,71 @@ pub struct AuditSettings {
     /// continues across files. Unset: never rotate.
     #[serde(default)]
     pub rotate_bytes: Option<u64>,
+    /// Names this gateway in every record and checkpoint; default: the host name.
+    #[serde(default)]
+    pub replica_id: Option<String>,
+    /// Signed checkpoints of the chain's head; unset: none are written.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointSettings>,
+}
+
+/// Signed checkpoints: every `every_records` records or `every_seconds`, whichever
+/// comes first, and at a clean shutdown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSettings {
+    /// The checkpoint file, meant for another volume than the log.
+    pub path: PathBuf,
+    /// The environment variable holding the Ed25519 private key (PKCS#8 PEM, as
+    /// written by `attrgate audit keygen`).
+    pub signing_key_env: String,
+    #[serde(default = "default_checkpoint_records")]
+    pub every_records: u64,
+    #[serde(default = "default_checkpoint_seconds")]
+    pub every_seconds: u64,
+}
+
+fn default_checkpoint_records() -> u64 {
+    1000
+}
+fn default_checkpoint_seconds() -> u64 {
+    60
+}
+
+impl AuditSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self
+            .replica_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty() || id.chars().any(char::is_control))
+        {
+            return Err("audit.replica_id must be non-empty, without control characters".into());
+        }
+        if let Some(checkpoint) = &self.checkpoint
+            && (checkpoint.every_records == 0 || checkpoint.every_seconds == 0)
+        {
+            return Err(
+                "audit.checkpoint.every_records and every_seconds must be at least 1".into(),
+            );
+        }
+        if self.rotate_bytes.is_some_and(|bytes| bytes < 4096) {
+            return Err("audit.rotate_bytes must be at least 4096".into());
+        }
+        Ok(())
+    }
+
+    /// `replica_id`, or the host name, or `attrgate`.
+    #[must_use]
+    pub fn replica(&self) -> String {
+        self.replica_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "attrgate".to_owned())
+        })
+    }
 }
 
 /// attrgate's own per-caller limit: a token bucket keyed by (iss, sub).
@@ -246,9 +311,7 @@ impl Settings {
         if self.rate_limit.per_caller_per_second > 0 && self.rate_limit.burst == 0 {
             return invalid("rate_limit.burst must be at least 1 when the limit is on".into());
         }
-        if self.audit.rotate_bytes.is_some_and(|bytes| bytes < 4096) {
-            return invalid("audit.rotate_bytes must be at least 4096".into());
-        }
+        self.audit.validate().map_err(ConfigError::Invalid)?;
         if self.audit.hmac_key_env.trim().is_empty() {
             return invalid("audit.hmac_key_env must name an environment variable".into());
         }

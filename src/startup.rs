@@ -15,7 +15,10 @@ use tracing_actix_web::TracingLogger;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::audit::{AuditCounters, AuditError, AuditLog, KeyError, ValueHasher};
+use crate::audit::{
+    AuditCounters, AuditError, AuditLog, CheckpointConfig, KeyError, ValueHasher, WriterOptions,
+    signing_key_from_pem,
+};
 use crate::auth::{REFETCH_INTERVAL, Verifier};
 use crate::cognito::CognitoDirectory;
 use crate::config::{ConfigError, Settings};
@@ -60,6 +63,7 @@ pub type SecretLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 pub struct Application {
     port: u16,
     server: Server,
+    audit: AuditLog,
 }
 
 /// Everything the server needs, built once from the settings.
@@ -90,6 +94,7 @@ impl Dependencies {
                 failures: metrics.audit_failures.clone(),
                 syncs: metrics.audit_syncs.clone(),
             },
+            writer_options(settings, secrets)?,
         )?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -159,18 +164,58 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.listen).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
+        let audit = routes.audit.get_ref().clone();
         let server = serve(listener, routes).map_err(bind_error)?;
         reloader.spawn();
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            audit,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until the server stops (SIGTERM, SIGINT), then signs a last checkpoint.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.audit.checkpoint_now().await;
+        result
     }
+}
+
+/// The replica name and, when configured, the checkpoint signer of the audit writer.
+fn writer_options(
+    settings: &Settings,
+    secrets: &SecretLookup,
+) -> Result<WriterOptions, StartupError> {
+    let checkpoints = match &settings.audit.checkpoint {
+        None => None,
+        Some(checkpoint) => {
+            let var = &checkpoint.signing_key_env;
+            let pem = secrets(var).ok_or_else(|| {
+                StartupError::Config(ConfigError::Invalid(format!(
+                    "environment variable {var} (audit.checkpoint.signing_key_env) is not set"
+                )))
+            })?;
+            let key = signing_key_from_pem(&pem).map_err(|error| {
+                StartupError::Config(ConfigError::Invalid(format!("{var}: {error}")))
+            })?;
+            Some(CheckpointConfig {
+                path: checkpoint.path.clone(),
+                key,
+                replica: settings.audit.replica(),
+                every_records: checkpoint.every_records,
+                every_seconds: checkpoint.every_seconds,
+            })
+        }
+    };
+    Ok(WriterOptions {
+        replica: Some(settings.audit.replica()),
+        checkpoints,
+    })
 }
 
 /// The shared state the routes take as `web::Data`, each registered once.

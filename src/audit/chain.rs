@@ -146,27 +146,45 @@ pub(crate) struct VerifyError {
     pub message: String,
 }
 
-/// Checks a sequence of lines from `GENESIS_HASH` (or `start`). `complete` tells whether
-/// the input ended with a newline, so a torn last line can be told from a bad one.
-pub(super) fn verify_lines<'a>(
-    lines: impl IntoIterator<Item = &'a str>,
-    start: Option<&str>,
-    complete: bool,
-) -> Result<VerifySummary, VerifyError> {
-    let mut prev = start.unwrap_or(GENESIS_HASH).to_owned();
-    let mut last_seq: Option<u64> = None;
-    let mut records = 0;
-    let lines: Vec<&str> = lines.into_iter().collect();
-    let total = lines.len();
-    for (index, line) in lines.into_iter().enumerate() {
-        let number = index + 1;
+/// Checks records one line at a time, from `GENESIS_HASH` (or a given start).
+#[derive(Debug, Clone)]
+pub(crate) struct ChainVerifier {
+    prev: String,
+    last_seq: Option<u64>,
+    records: u64,
+}
+
+/// One record that verified: its parsed form, `seq` and `hash`.
+pub(crate) struct Verified {
+    pub(crate) record: Value,
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
+}
+
+impl ChainVerifier {
+    pub(crate) fn new(start: Option<&str>) -> Self {
+        Self {
+            prev: start.unwrap_or(GENESIS_HASH).to_owned(),
+            last_seq: None,
+            records: 0,
+        }
+    }
+
+    /// Checks the next line (numbered `number` in its file). `torn_if_bad` says the line
+    /// is the last of input that did not end with a newline, so a bad one is a torn write.
+    pub(crate) fn push(
+        &mut self,
+        line: &str,
+        number: usize,
+        torn_if_bad: bool,
+    ) -> Result<Verified, VerifyError> {
         let fail = |message: String| VerifyError {
             line: number,
             message,
         };
         let mut record: Value = match serde_json::from_str(line) {
             Ok(record @ Value::Object(_)) => record,
-            _ if number == total && !complete => {
+            _ if torn_if_bad => {
                 return Err(fail(
                     "torn last line: the writer stopped mid-record (crash?)".into(),
                 ));
@@ -175,8 +193,7 @@ pub(super) fn verify_lines<'a>(
         };
         // The hash covers the canonical form; a line that differs from it (spacing,
         // escapes, a duplicated key that a reader might take instead) was altered.
-        let canonical = record.to_string();
-        if canonical.as_str() != line {
+        if record.to_string().as_str() != line {
             return Err(fail(
                 "the line is not in canonical form: the record was edited".into(),
             ));
@@ -185,53 +202,98 @@ pub(super) fn verify_lines<'a>(
         let Some(Value::String(claimed)) = object.remove("hash") else {
             return Err(fail("no hash field".into()));
         };
-        if object.get("prev_hash").and_then(Value::as_str) != Some(prev.as_str()) {
+        if object.get("prev_hash").and_then(Value::as_str) != Some(self.prev.as_str()) {
             return Err(fail(format!(
-                "prev_hash does not match the hash of the record before: a record was removed, inserted or reordered (expected {prev})"
+                "prev_hash does not match the hash of the record before: a record was removed, inserted or reordered (expected {})",
+                self.prev
             )));
         }
         let seq = object
             .get("seq")
             .and_then(Value::as_u64)
             .ok_or_else(|| fail("no seq field".into()))?;
-        if let Some(last) = last_seq
+        if let Some(last) = self.last_seq
             && seq != last + 1
         {
             return Err(fail(format!("seq {seq} does not follow {last}")));
         }
-        let actual = digest(&record);
-        if actual != claimed {
+        if digest(&record) != claimed {
             return Err(fail(
                 "hash does not match the record's content: the record was edited".into(),
             ));
         }
-        prev = claimed;
-        last_seq = Some(seq);
-        records += 1;
+        self.prev.clone_from(&claimed);
+        self.last_seq = Some(seq);
+        self.records += 1;
+        Ok(Verified {
+            record,
+            seq,
+            hash: claimed,
+        })
     }
-    Ok(VerifySummary {
-        records,
-        last_seq,
-        last_hash: prev,
-    })
+
+    pub(crate) fn summary(&self) -> VerifySummary {
+        VerifySummary {
+            records: self.records,
+            last_seq: self.last_seq,
+            last_hash: self.prev.clone(),
+        }
+    }
 }
 
-/// Verifies one file from the start of the chain (or from `start`, the last hash of the file before).
-pub(crate) fn verify_file(path: &Path, start: Option<&str>) -> Result<VerifySummary, VerifyError> {
+/// Checks a sequence of lines from `GENESIS_HASH` (or `start`). `complete` tells whether
+/// the input ended with a newline, so a torn last line can be told from a bad one.
+#[cfg(test)]
+pub(super) fn verify_lines<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+    start: Option<&str>,
+    complete: bool,
+) -> Result<VerifySummary, VerifyError> {
+    let lines: Vec<&str> = lines.into_iter().collect();
+    let total = lines.len();
+    let mut verifier = ChainVerifier::new(start);
+    for (index, line) in lines.into_iter().enumerate() {
+        verifier.push(line, index + 1, index + 1 == total && !complete)?;
+    }
+    Ok(verifier.summary())
+}
+
+/// Reads a log file's lines, calling `each` with every line, its number, and whether it
+/// is an unterminated last line.
+///
+/// # Errors
+/// The file cannot be read, or `each` fails.
+pub(crate) fn for_each_line(
+    path: &Path,
+    mut each: impl FnMut(&str, usize, bool) -> Result<(), VerifyError>,
+) -> Result<(), VerifyError> {
     let io_error = |e: std::io::Error| VerifyError {
         line: 0,
         message: format!("failed to read {}: {e}", path.display()),
     };
     let file = std::fs::File::open(path).map_err(io_error)?;
-    let mut reader = std::io::BufReader::new(file);
-    let mut text = String::new();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut buffer = String::new();
-    while reader.read_line(&mut buffer).map_err(io_error)? > 0 {
-        text.push_str(&buffer);
+    let mut number = 0;
+    loop {
         buffer.clear();
+        if reader.read_line(&mut buffer).map_err(io_error)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let terminated = buffer.ends_with('\n');
+        each(buffer.trim_end_matches('\n'), number, !terminated)?;
     }
-    let complete = text.is_empty() || text.ends_with('\n');
-    verify_lines(text.lines(), start, complete)
+}
+
+/// Verifies one file from the start of the chain (or from `start`, the last hash of the file before).
+#[cfg(test)]
+pub(super) fn verify_file(path: &Path, start: Option<&str>) -> Result<VerifySummary, VerifyError> {
+    let mut verifier = ChainVerifier::new(start);
+    for_each_line(path, |line, number, torn| {
+        verifier.push(line, number, torn).map(|_| ())
+    })?;
+    Ok(verifier.summary())
 }
 
 #[cfg(test)]

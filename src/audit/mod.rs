@@ -3,14 +3,17 @@
 //! Must not depend on routes, policy internals or cognito.
 
 mod chain;
+mod checkpoint;
 mod record;
+mod search;
 mod writer;
 
-pub(crate) use chain::verify_file;
+pub(crate) use checkpoint::{CheckpointConfig, keygen, read_public_key, signing_key_from_pem};
 pub use record::{AuditRecord, Event, Outcome};
 pub(crate) use record::{ConditionRecord, DecisionRecord, KeyError, ValueHasher};
+pub(crate) use search::{CheckpointCheck, SearchQuery, display_replica, search, verify_logs};
 pub(crate) use writer::IntentReceipt;
-pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead};
+pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead, WriterOptions};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS_HASH, Prepared, seal_prepared};
+use super::checkpoint::{self, CheckpointConfig, Head, Note};
 use super::record::{Event, Outcome, now_rfc3339};
 use super::{AuditError, AuditRecord};
 
@@ -26,6 +27,11 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// on error leaves the store as it was before the call (as far as it can).
 pub trait AuditStore: Send + 'static {
     fn append_durable(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+
+    /// The file the last appended record is in, as checkpoints name it.
+    fn location(&self) -> String {
+        String::new()
+    }
 }
 
 /// The end of an existing chain, where the writer resumes.
@@ -49,6 +55,15 @@ pub(super) struct FileStore {
     file: File,
     len: u64,
     rotate_bytes: Option<u64>,
+    /// The file name the last record went to (the current file, or its rotated name).
+    last_file: String,
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The name of the `n`th rotated file: `<path>.<n, 8 digits>`, so a shell glob lists them in order.
@@ -179,6 +194,7 @@ impl FileStore {
                 file,
                 len: complete_len,
                 rotate_bytes,
+                last_file: file_name(path),
             },
             head,
             torn,
@@ -188,7 +204,9 @@ impl FileStore {
     /// Moves the full file aside as the next numbered file and starts an empty one.
     fn rotate(&mut self) -> std::io::Result<()> {
         let next = rotated_files(&self.path)?.last().map_or(1, |(n, _)| n + 1);
-        std::fs::rename(&self.path, rotated_name(&self.path, next))?;
+        let rotated = rotated_name(&self.path, next);
+        std::fs::rename(&self.path, &rotated)?;
+        self.last_file = file_name(&rotated);
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -217,6 +235,7 @@ impl AuditStore for FileStore {
         match result {
             Ok(()) => {
                 self.len += bytes.len() as u64;
+                self.last_file = file_name(&self.path);
                 if self.rotate_bytes.is_some_and(|limit| self.len >= limit)
                     && let Err(error) = self.rotate()
                 {
@@ -231,6 +250,10 @@ impl AuditStore for FileStore {
             }
         }
     }
+
+    fn location(&self) -> String {
+        self.last_file.clone()
+    }
 }
 
 #[derive(Clone)]
@@ -243,6 +266,31 @@ pub struct AuditCounters {
 struct Pending {
     record: Prepared,
     done: oneshot::Sender<Result<(), AuditError>>,
+}
+
+/// What the writer thread is asked to do, in order.
+enum Message {
+    Append(Pending),
+    /// Sign a checkpoint of everything appended before this message, then answer.
+    Checkpoint(oneshot::Sender<()>),
+}
+
+/// The writer's own settings: the replica its records name, and its checkpoints.
+#[derive(Default)]
+pub struct WriterOptions {
+    pub(crate) replica: Option<String>,
+    pub(crate) checkpoints: Option<CheckpointConfig>,
+}
+
+impl WriterOptions {
+    /// Records name `replica`; no checkpoints.
+    #[must_use]
+    pub fn named(replica: &str) -> Self {
+        Self {
+            replica: Some(replica.to_owned()),
+            checkpoints: None,
+        }
+    }
 }
 
 /// Proof that a request's intent record is on disk. Only [`AuditLog::append_intent`]
@@ -263,9 +311,11 @@ impl IntentReceipt {
 /// A handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    sender: mpsc::UnboundedSender<Pending>,
+    sender: mpsc::UnboundedSender<Message>,
     healthy: Arc<AtomicBool>,
     last_probe: Arc<Mutex<Option<Instant>>>,
+    /// Written into every record, when set.
+    replica: Option<Arc<str>>,
 }
 
 impl AuditLog {
@@ -273,9 +323,10 @@ impl AuditLog {
         path: &Path,
         rotate_bytes: Option<u64>,
         counters: AuditCounters,
+        options: WriterOptions,
     ) -> Result<Self, AuditError> {
         let (store, head, torn) = FileStore::open(path, rotate_bytes)?;
-        let log = Self::start(store, head, counters);
+        let log = Self::start_with(store, head, counters, options)?;
         if let Some(bytes) = torn {
             tracing::warn!(bytes, path = %path.display(), "cut a torn last audit line");
             let record =
@@ -288,26 +339,60 @@ impl AuditLog {
         Ok(log)
     }
 
-    /// Starts a writer over any store (tests use stores that fail on demand).
+    /// Starts a writer over any store (tests use stores that fail on demand), without
+    /// a replica name or checkpoints.
     pub fn start(store: impl AuditStore, head: ChainHead, counters: AuditCounters) -> Self {
+        Self::start_with(store, head, counters, WriterOptions::default())
+            .expect("a writer without checkpoints starts")
+    }
+
+    fn start_with(
+        store: impl AuditStore,
+        head: ChainHead,
+        counters: AuditCounters,
+        options: WriterOptions,
+    ) -> Result<Self, AuditError> {
+        let checkpoints = options.checkpoints.map(checkpoint::spawn).transpose()?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let healthy = Arc::new(AtomicBool::new(true));
-        let writer_healthy = healthy.clone();
+        let writer = Writer {
+            healthy: healthy.clone(),
+            counters,
+            checkpoints,
+        };
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(store, head, receiver, writer_healthy, counters))
+            .spawn(move || writer.run(store, head, receiver))
             .expect("spawn the audit writer thread");
-        Self {
+        Ok(Self {
             sender,
             healthy,
             last_probe: Arc::new(Mutex::new(None)),
-        }
+            replica: options.replica.map(Arc::from),
+        })
     }
 
     /// Writes the record and returns once it is on disk.
     pub async fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
         let value = serde_json::to_value(record).map_err(|e| AuditError::Write(e.to_string()))?;
         self.send_async(value).await
+    }
+
+    /// Signs a checkpoint of every record appended so far (at a clean shutdown), and
+    /// returns once it is written; at once when there are no checkpoints.
+    pub(crate) async fn checkpoint_now(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(Message::Checkpoint(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// The record with this writer's replica name in it.
+    fn stamped(&self, mut record: Value) -> Value {
+        if let (Some(replica), Some(object)) = (&self.replica, record.as_object_mut()) {
+            object.insert("replica".into(), Value::String(replica.to_string()));
+        }
+        record
     }
 
     /// Writes an intent record (whatever its `event` said) and returns, once it is on
@@ -329,10 +414,10 @@ impl AuditLog {
     async fn send_async(&self, record: Value) -> Result<(), AuditError> {
         let (done, wait) = oneshot::channel();
         self.sender
-            .send(Pending {
-                record: Prepared::new(record),
+            .send(Message::Append(Pending {
+                record: Prepared::new(self.stamped(record)),
                 done,
-            })
+            }))
             .map_err(|_| AuditError::Stopped)?;
         wait.await.map_err(|_| AuditError::Stopped)?
     }
@@ -340,10 +425,10 @@ impl AuditLog {
     fn send(&self, record: Value) -> Result<(), AuditError> {
         let (done, _wait) = oneshot::channel();
         self.sender
-            .send(Pending {
-                record: Prepared::new(record),
+            .send(Message::Append(Pending {
+                record: Prepared::new(self.stamped(record)),
                 done,
-            })
+            }))
             .map_err(|_| AuditError::Stopped)
     }
 
@@ -370,21 +455,61 @@ impl AuditLog {
     }
 }
 
-fn run(
-    mut store: impl AuditStore,
-    mut head: ChainHead,
-    mut receiver: mpsc::UnboundedReceiver<Pending>,
+/// The writer thread's state besides the store and the chain head.
+struct Writer {
     healthy: Arc<AtomicBool>,
     counters: AuditCounters,
-) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+    checkpoints: Option<std::sync::mpsc::Sender<Note>>,
+}
+
+impl Writer {
+    fn run(
+        self,
+        mut store: impl AuditStore,
+        mut head: ChainHead,
+        mut receiver: mpsc::UnboundedReceiver<Message>,
+    ) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut batch = Vec::new();
+            let mut flush = None;
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Append(pending) => batch.push(pending),
+                    // Everything before it goes into this batch; the checkpoint follows.
+                    Message::Checkpoint(done) => {
+                        flush = Some(done);
+                        break;
+                    }
+                }
+                if batch.len() < MAX_BATCH {
+                    next = receiver.try_recv().ok();
+                }
+            }
+            if !batch.is_empty() {
+                head = self.write(&mut store, head, batch);
+            }
+            if let Some(done) = flush {
+                match &self.checkpoints {
+                    Some(checkpoints) => {
+                        let _ = checkpoints.send(Note::Flush(done));
+                    }
+                    None => {
+                        let _ = done.send(());
+                    }
+                }
             }
         }
+    }
+
+    /// Seals and writes one batch durably, answers every record in it, and returns the
+    /// new head (the old one if the write failed).
+    fn write(
+        &self,
+        store: &mut impl AuditStore,
+        head: ChainHead,
+        batch: Vec<Pending>,
+    ) -> ChainHead {
         let mut bytes = Vec::with_capacity(batch.len() * 512);
         let mut next = head.clone();
         for pending in &batch {
@@ -397,31 +522,39 @@ fn run(
             };
         }
         let result = store.append_durable(&bytes);
-        healthy.store(result.is_ok(), Ordering::Release);
-        let answer = match result {
+        self.healthy.store(result.is_ok(), Ordering::Release);
+        let (answer, head) = match result {
             Ok(()) => {
-                head = next;
-                counters.records.inc_by(batch.len() as u64);
-                counters.syncs.inc();
-                Ok(())
+                self.counters.records.inc_by(batch.len() as u64);
+                self.counters.syncs.inc();
+                if let Some(checkpoints) = &self.checkpoints {
+                    let _ = checkpoints.send(Note::Head(Head {
+                        seq: next.next_seq - 1,
+                        hash: next.last_hash.clone(),
+                        file: store.location(),
+                    }));
+                }
+                (Ok(()), next)
             }
             Err(error) => {
-                counters.failures.inc();
+                self.counters.failures.inc();
                 tracing::error!(%error, records = batch.len(), "audit write failed; failing closed");
-                Err(AuditError::Write(error.kind().to_string()))
+                (Err(AuditError::Write(error.kind().to_string())), head)
             }
         };
         for pending in batch {
             let _ = pending.done.send(answer.clone());
         }
+        head
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Event;
+    use crate::audit::chain::verify_file;
     use crate::audit::chain::verify_lines;
-    use crate::audit::{Event, verify_file};
     use crate::auth::Caller;
 
     /// A store that fails while `fail` is set, and otherwise keeps lines in memory.
@@ -602,7 +735,7 @@ mod tests {
         let path = temp_path();
         let rt = rt();
         {
-            let log = AuditLog::open(&path, None, counters()).unwrap();
+            let log = AuditLog::open(&path, None, counters(), WriterOptions::default()).unwrap();
             rt.block_on(log.append(&record("a"))).unwrap();
             rt.block_on(log.append(&record("b"))).unwrap();
         }
@@ -619,7 +752,7 @@ mod tests {
                 .contains("torn")
         );
 
-        let log = AuditLog::open(&path, None, counters()).unwrap();
+        let log = AuditLog::open(&path, None, counters(), WriterOptions::default()).unwrap();
         rt.block_on(log.append(&record("c"))).unwrap();
 
         let summary = verify_file(&path, None).unwrap();
@@ -633,14 +766,16 @@ mod tests {
         let path = temp_path();
         let rt = rt();
         {
-            let log = AuditLog::open(&path, Some(4096), counters()).unwrap();
+            let log =
+                AuditLog::open(&path, Some(4096), counters(), WriterOptions::default()).unwrap();
             for i in 0..40 {
                 rt.block_on(log.append(&record(&format!("r{i}")))).unwrap();
             }
         }
         // Reopen after the last rotation left the current file empty or short.
         {
-            let log = AuditLog::open(&path, Some(4096), counters()).unwrap();
+            let log =
+                AuditLog::open(&path, Some(4096), counters(), WriterOptions::default()).unwrap();
             rt.block_on(log.append(&record("after-restart"))).unwrap();
         }
 

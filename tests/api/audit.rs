@@ -165,7 +165,7 @@ async fn the_chain_of_a_running_gateway_verifies_and_an_edit_is_caught_at_its_li
     assert!(String::from_utf8_lossy(&intact.stdout).contains("7 records"));
     assert!(!broken.status.success());
     assert!(
-        String::from_utf8_lossy(&broken.stderr).contains("line 7"),
+        String::from_utf8_lossy(&broken.stderr).contains("audit.tampered.jsonl:7: "),
         "{}",
         String::from_utf8_lossy(&broken.stderr)
     );

@@ -4,6 +4,7 @@
 mod attributes;
 mod audit;
 mod auth;
+mod checkpoints;
 mod crash;
 mod helpers;
 mod logs;

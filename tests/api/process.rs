@@ -18,13 +18,27 @@ pub(crate) struct Gateway {
     pub audit: PathBuf,
     pub log: PathBuf,
     config: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
     _jwks: JwksServer,
+}
+
+/// What `Gateway::start_with` adds to the default gateway.
+#[derive(Default)]
+pub(crate) struct GatewayOptions {
+    /// YAML lines added under `audit:` (indented by two spaces).
+    pub audit_extra: String,
+    /// More environment variables for the process.
+    pub env: Vec<(String, String)>,
 }
 
 impl Gateway {
     /// Seeds a pool with `ann`, writes a config, and starts the binary; waits until ready.
     pub(crate) async fn start() -> Self {
+        Self::start_with(GatewayOptions::default()).await
+    }
+
+    pub(crate) async fn start_with(options: GatewayOptions) -> Self {
         let key = rsa_key("issuer-a-rsa.pem");
         let jwks = JwksServer::start(vec![jwk(&key, Algorithm::RS256, PRIMARY_KID)]).await;
         let cognito = cognito_client("us-east-1").await;
@@ -41,7 +55,8 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\npolicy_file: \"{policy}\"\ncognito:\n  endpoint_url: \"{moto}\"\nauth:\n  issuers:\n    - issuer: \"{iss}\"\n      jwks_url: \"{jwks}\"\n      audiences: [attrgate]\naudit:\n  path: \"{audit}\"\n  hmac_key_env: TEST_AUDIT_KEY\nrate_limit:\n  per_caller_per_second: 0\n",
+                "listen: 127.0.0.1:{port}\npolicy_file: \"{policy}\"\ncognito:\n  endpoint_url: \"{moto}\"\nauth:\n  issuers:\n    - issuer: \"{iss}\"\n      jwks_url: \"{jwks}\"\n      audiences: [attrgate]\naudit:\n  path: \"{audit}\"\n  hmac_key_env: TEST_AUDIT_KEY\n{audit_extra}rate_limit:\n  per_caller_per_second: 0\n",
+                audit_extra = options.audit_extra,
                 policy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policy.yaml"),
                 moto = moto_url(),
                 iss = jwks.issuer,
@@ -63,6 +78,7 @@ impl Gateway {
             audit,
             log: dir.join("attrgate.log"),
             config,
+            env: options.env,
             child: None,
             _jwks: jwks,
         };
@@ -89,6 +105,7 @@ impl Gateway {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -119,6 +136,25 @@ impl Gateway {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill -9 the gateway");
             child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, as an orchestrator stops a pod: the server drains, then exits.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("send SIGTERM");
+            assert!(status.success());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().unwrap().is_none() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the gateway did not stop on SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 
