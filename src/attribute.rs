@@ -116,6 +116,17 @@ impl Verifiable {
     }
 }
 
+/// The other name of a pool's own attribute: `dev:custom:x` for `custom:x`, and back.
+/// A `protected` or `deny` glob written for one form covers the other.
+pub(crate) fn developer_alias(name: &str) -> Option<String> {
+    match name.strip_prefix(DEVELOPER_PREFIX) {
+        Some(rest) => rest.starts_with("custom:").then(|| rest.to_owned()),
+        None => name
+            .starts_with("custom:")
+            .then(|| format!("{DEVELOPER_PREFIX}{name}")),
+    }
+}
+
 /// Whether `name` is a verified flag (`email_verified`, `phone_number_verified`).
 pub(crate) fn is_verified_flag(name: &str) -> bool {
     Verifiable::from_flag(name).is_some()
@@ -146,6 +157,14 @@ mod tests {
         }
         assert!(is_verified_flag("email_verified"));
         assert!(!is_verified_flag("email"));
+    }
+
+    #[test]
+    fn custom_and_developer_only_forms_are_each_others_alias() {
+        assert_eq!(developer_alias("custom:x").as_deref(), Some("dev:custom:x"));
+        assert_eq!(developer_alias("dev:custom:x").as_deref(), Some("custom:x"));
+        assert_eq!(developer_alias("dev:x"), None);
+        assert_eq!(developer_alias("email"), None);
     }
 
     #[test]

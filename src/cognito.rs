@@ -28,6 +28,7 @@ use crate::audit::IntentReceipt;
 use crate::config::CognitoSettings;
 use crate::input::{PoolId, Username};
 use crate::policy::AllowedChanges;
+use crate::quota::{Category, QuotaGuard};
 use crate::schema::{PoolSchema, SchemaAttribute};
 
 /// At most this many regions keep a cached SDK client.
@@ -66,6 +67,10 @@ pub enum DirectoryErrorKind {
     AliasExists,
     InvalidParameter,
     Throttled,
+    /// attrgate's own budget of Cognito calls is spent; nothing was sent.
+    OverBudget {
+        retry_after_secs: u64,
+    },
     Timeout,
     /// Any other Cognito error, including Cognito refusing attrgate's own credentials.
     Upstream,
@@ -113,6 +118,8 @@ pub(crate) struct CognitoDirectory {
     clients: RwLock<HashMap<String, Client>>,
     /// Cognito call latency by operation and result, when metrics are kept.
     seconds: Option<HistogramVec>,
+    /// attrgate's own budget, in front of every call; `None` for the CLI's one-off calls.
+    quota: Option<QuotaGuard>,
 }
 
 impl CognitoDirectory {
@@ -123,7 +130,20 @@ impl CognitoDirectory {
             settings,
             clients: RwLock::new(HashMap::new()),
             seconds: None,
+            quota: None,
         }
+    }
+
+    /// Puts every call behind `quota`.
+    #[must_use]
+    pub(crate) fn budgeted(mut self, quota: QuotaGuard) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// The region attrgate calls for `pool`.
+    fn region_of<'p>(&'p self, pool: &'p PoolId) -> &'p str {
+        self.settings.region.as_deref().unwrap_or(pool.region())
     }
 
     /// Times every call in `seconds` (labels: operation, result).
@@ -133,12 +153,22 @@ impl CognitoDirectory {
         self
     }
 
-    /// Runs one Cognito call and records how long it took and how it ended.
+    /// Runs one Cognito call if the budget allows it, and records how long it took and
+    /// how it ended.
     async fn timed<T>(
         &self,
         operation: &'static str,
+        (category, pool): (Category, &PoolId),
         call: impl Future<Output = Result<T, DirectoryError>>,
     ) -> Result<T, DirectoryError> {
+        if let Some(quota) = &self.quota
+            && let Err(retry_after_secs) = quota.take(category, self.region_of(pool))
+        {
+            return Err(local_error(
+                DirectoryErrorKind::OverBudget { retry_after_secs },
+                "quota_exhausted",
+            ));
+        }
         let started = Instant::now();
         let result = call.await;
         if let Some(seconds) = &self.seconds {
@@ -151,11 +181,7 @@ impl CognitoDirectory {
     }
 
     fn client_for(&self, pool_id: &PoolId) -> Client {
-        let region = self
-            .settings
-            .region
-            .clone()
-            .unwrap_or_else(|| pool_id.region().to_owned());
+        let region = self.region_of(pool_id).to_owned();
         if let Some(client) = self.clients.read().expect("client map lock").get(&region) {
             return client.clone();
         }
@@ -185,7 +211,8 @@ impl UserWriter for CognitoDirectory {
         &'a self,
         request: UpdateRequest<'a>,
     ) -> BoxFuture<'a, Result<Updated, DirectoryError>> {
-        Box::pin(self.timed("AdminUpdateUserAttributes", async move {
+        let budget = (Category::UserUpdate, request.pool_id);
+        Box::pin(self.timed("AdminUpdateUserAttributes", budget, async move {
             debug_assert!(!request.intent.request_id().is_empty());
             let attributes = request
                 .changes
@@ -222,23 +249,25 @@ impl UserReader for CognitoDirectory {
         pool_id: &'a PoolId,
         username: &'a Username,
     ) -> BoxFuture<'a, Result<BTreeMap<String, String>, DirectoryError>> {
-        Box::pin(self.timed("AdminGetUser", async move {
-            let output = self
-                .client_for(pool_id)
-                .admin_get_user()
-                .user_pool_id(pool_id.as_str())
-                .username(username.as_str())
-                .send()
-                .await
-                .map_err(|error| map_sdk_error(error, get_user_error_kind))?;
-            Ok(output
-                .user_attributes()
-                .iter()
-                .filter_map(|attribute| {
-                    Some((attribute.name().to_owned(), attribute.value()?.to_owned()))
-                })
-                .collect())
-        }))
+        Box::pin(
+            self.timed("AdminGetUser", (Category::UserRead, pool_id), async move {
+                let output = self
+                    .client_for(pool_id)
+                    .admin_get_user()
+                    .user_pool_id(pool_id.as_str())
+                    .username(username.as_str())
+                    .send()
+                    .await
+                    .map_err(|error| map_sdk_error(error, get_user_error_kind))?;
+                Ok(output
+                    .user_attributes()
+                    .iter()
+                    .filter_map(|attribute| {
+                        Some((attribute.name().to_owned(), attribute.value()?.to_owned()))
+                    })
+                    .collect())
+            }),
+        )
     }
 
     fn user_groups<'a>(
@@ -246,7 +275,8 @@ impl UserReader for CognitoDirectory {
         pool_id: &'a PoolId,
         username: &'a Username,
     ) -> BoxFuture<'a, Result<Vec<String>, DirectoryError>> {
-        Box::pin(self.timed("AdminListGroupsForUser", async move {
+        let budget = (Category::UserRead, pool_id);
+        Box::pin(self.timed("AdminListGroupsForUser", budget, async move {
             let mut groups = Vec::new();
             let mut next_token = None;
             for _ in 0..MAX_GROUP_PAGES {
@@ -282,29 +312,33 @@ impl SchemaReader for CognitoDirectory {
         &'a self,
         pool_id: &'a PoolId,
     ) -> BoxFuture<'a, Result<PoolSchema, DirectoryError>> {
-        Box::pin(self.timed("DescribeUserPool", async move {
-            let output = self
-                .client_for(pool_id)
-                .describe_user_pool()
-                .user_pool_id(pool_id.as_str())
-                .send()
-                .await
-                .map_err(|error| map_sdk_error(error, describe_error_kind))?;
-            let attributes = output
-                .user_pool()
-                .map(|pool| pool.schema_attributes())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|attribute| {
-                    Some(SchemaAttribute {
-                        name: attribute.name()?.to_owned(),
-                        // Cognito's default for an attribute that does not say is mutable.
-                        mutable: attribute.mutable().unwrap_or(true),
+        Box::pin(self.timed(
+            "DescribeUserPool",
+            (Category::UserRead, pool_id),
+            async move {
+                let output = self
+                    .client_for(pool_id)
+                    .describe_user_pool()
+                    .user_pool_id(pool_id.as_str())
+                    .send()
+                    .await
+                    .map_err(|error| map_sdk_error(error, describe_error_kind))?;
+                let attributes = output
+                    .user_pool()
+                    .map(|pool| pool.schema_attributes())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|attribute| {
+                        Some(SchemaAttribute {
+                            name: attribute.name()?.to_owned(),
+                            // Cognito's default for an attribute that does not say is mutable.
+                            mutable: attribute.mutable().unwrap_or(true),
+                        })
                     })
-                })
-                .collect();
-            Ok(PoolSchema::new(attributes))
-        }))
+                    .collect();
+                Ok(PoolSchema::new(attributes))
+            },
+        ))
     }
 }
 

@@ -59,6 +59,39 @@ pub struct CognitoSettings {
     /// How long a pool's schema is cached.
     #[serde(default = "default_schema_ttl_seconds")]
     pub schema_ttl_seconds: u64,
+    /// When set, only pools in these regions are served; any other is a 422 before any
+    /// connection is made.
+    #[serde(default)]
+    pub allowed_regions: Option<Vec<String>>,
+    /// attrgate's own budget of Cognito calls, below Cognito's account quota.
+    #[serde(default)]
+    pub quota: QuotaSettings,
+}
+
+impl CognitoSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.timeout_seconds == 0 || self.timeout_seconds > 300 {
+            return Err("cognito.timeout_seconds must be 1 to 300".into());
+        }
+        if self.schema_ttl_seconds == 0 || self.schema_ttl_seconds > 86_400 {
+            return Err("cognito.schema_ttl_seconds must be 1 to 86400".into());
+        }
+        let quota = &self.quota;
+        if !(quota.user_update_per_second > 0.0
+            && quota.user_read_per_second > 0.0
+            && quota.burst_seconds > 0.0
+            && quota.replicas > 0)
+        {
+            return Err(
+                "cognito.quota: the rates, burst_seconds and replicas must all be greater than 0"
+                    .into(),
+            );
+        }
+        if self.allowed_regions.as_ref().is_some_and(Vec::is_empty) {
+            return Err("cognito.allowed_regions, when set, must list a region".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for CognitoSettings {
@@ -69,6 +102,8 @@ impl Default for CognitoSettings {
             timeout_seconds: default_timeout_seconds(),
             validate_schema: true,
             schema_ttl_seconds: default_schema_ttl_seconds(),
+            allowed_regions: None,
+            quota: QuotaSettings::default(),
         }
     }
 }
@@ -78,6 +113,9 @@ impl Default for CognitoSettings {
 pub struct AuthSettings {
     #[serde(default = "default_leeway_seconds")]
     pub leeway_seconds: u64,
+    /// A token whose `exp` is further than this from now is refused.
+    #[serde(default = "default_max_token_lifetime_seconds")]
+    pub max_token_lifetime_seconds: u64,
     pub issuers: Vec<IssuerSettings>,
 }
 
@@ -174,6 +212,49 @@ impl AuditSettings {
     }
 }
 
+/// Token buckets in front of every Cognito call, per category and region: over the
+/// budget a request gets 429 at once instead of throttling the whole account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSettings {
+    /// AdminUpdateUserAttributes (Cognito's `UserUpdate` category).
+    #[serde(default = "default_user_update_per_second")]
+    pub user_update_per_second: f64,
+    /// AdminGetUser, AdminListGroupsForUser, DescribeUserPool (`UserRead`).
+    #[serde(default = "default_user_read_per_second")]
+    pub user_read_per_second: f64,
+    /// The bucket holds this many seconds of rate.
+    #[serde(default = "default_burst_seconds")]
+    pub burst_seconds: f64,
+    /// How many gateways share the budget: each keeps rate / replicas.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        Self {
+            user_update_per_second: default_user_update_per_second(),
+            user_read_per_second: default_user_read_per_second(),
+            burst_seconds: default_burst_seconds(),
+            replicas: default_replicas(),
+        }
+    }
+}
+
+fn default_user_update_per_second() -> f64 {
+    20.0
+}
+fn default_user_read_per_second() -> f64 {
+    100.0
+}
+fn default_burst_seconds() -> f64 {
+    1.0
+}
+fn default_replicas() -> u32 {
+    1
+}
+
 /// attrgate's own per-caller limit: a token bucket keyed by (iss, sub).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +289,9 @@ fn default_schema_ttl_seconds() -> u64 {
 }
 fn default_leeway_seconds() -> u64 {
     30
+}
+fn default_max_token_lifetime_seconds() -> u64 {
+    86_400
 }
 fn default_roles_claim() -> String {
     "/roles".to_owned()
@@ -296,17 +380,15 @@ impl Settings {
                 self.auth.leeway_seconds
             ));
         }
+        self.cognito.validate().map_err(ConfigError::Invalid)?;
+        if self.auth.max_token_lifetime_seconds == 0 {
+            return invalid("auth.max_token_lifetime_seconds must be at least 1".into());
+        }
         if self.auth.issuers.is_empty() {
             return invalid("auth.issuers must list at least one issuer".into());
         }
         if self.max_body_bytes == 0 {
             return invalid("max_body_bytes must be greater than 0".into());
-        }
-        if self.cognito.timeout_seconds == 0 || self.cognito.timeout_seconds > 300 {
-            return invalid("cognito.timeout_seconds must be 1 to 300".into());
-        }
-        if self.cognito.schema_ttl_seconds == 0 || self.cognito.schema_ttl_seconds > 86_400 {
-            return invalid("cognito.schema_ttl_seconds must be 1 to 86400".into());
         }
         if self.rate_limit.per_caller_per_second > 0 && self.rate_limit.burst == 0 {
             return invalid("rate_limit.burst must be at least 1 when the limit is on".into());

@@ -22,6 +22,7 @@ pub(crate) enum ErrorKind {
     Unauthorized,
     Forbidden(Vec<DeniedAttribute>),
     NotFound,
+    MethodNotAllowed { allow: &'static str },
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -39,6 +40,7 @@ impl ErrorKind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -56,6 +58,7 @@ impl ErrorKind {
             Self::Unauthorized => ("invalid-token", "Invalid or missing token"),
             Self::Forbidden(_) => ("policy-denied", "Denied by policy"),
             Self::NotFound => ("not-found", "Not found"),
+            Self::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
             Self::Conflict => ("alias-exists", "Alias already in use"),
             Self::PayloadTooLarge => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
@@ -216,6 +219,25 @@ impl ApiError {
         Self::new(ErrorKind::Unprocessable(vec![error]), "invalid username")
     }
 
+    /// 405 for a known path with another method; `allow` lists the methods it takes.
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Self {
+        Self::new(
+            ErrorKind::MethodNotAllowed { allow },
+            format!("this resource takes {allow} only"),
+        )
+    }
+
+    /// 422: a path segment that is not valid UTF-8 once percent-decoded.
+    pub(crate) fn invalid_path() -> Self {
+        Self::new(
+            ErrorKind::Unprocessable(vec![FieldError::new(
+                "path",
+                "a path segment is not valid UTF-8 once percent-decoded",
+            )]),
+            "invalid path; nothing was written",
+        )
+    }
+
     /// 404 for a path no route serves.
     pub(crate) fn no_route() -> Self {
         Self::new(ErrorKind::NotFound, "no such route")
@@ -287,6 +309,10 @@ impl From<DirectoryError> for ApiError {
                 },
                 "Cognito is throttling requests; retry later".to_owned(),
             ),
+            DirectoryErrorKind::OverBudget { retry_after_secs } => (
+                ErrorKind::TooManyRequests { retry_after_secs },
+                "this gateway's budget of Cognito calls is spent; retry later".to_owned(),
+            ),
             DirectoryErrorKind::Timeout => (
                 ErrorKind::GatewayTimeout,
                 "Cognito did not answer in time".to_owned(),
@@ -304,6 +330,7 @@ impl From<Invalid> for ApiError {
     fn from(invalid: Invalid) -> Self {
         match invalid {
             Invalid::Query(message) => Self::invalid_query(message),
+            Invalid::Path => Self::invalid_path(),
             Invalid::MediaType => Self::unsupported_media_type(),
             Invalid::TooLarge { limit } => Self::payload_too_large(limit),
             Invalid::Unreadable => Self::unreadable_body(),
@@ -346,6 +373,9 @@ impl ResponseError for ApiError {
             }
             ErrorKind::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ErrorKind::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
             _ => {}
         }
@@ -445,6 +475,12 @@ mod tests {
             (DirectoryErrorKind::AliasExists, 409),
             (DirectoryErrorKind::InvalidParameter, 422),
             (DirectoryErrorKind::Throttled, 429),
+            (
+                DirectoryErrorKind::OverBudget {
+                    retry_after_secs: 2,
+                },
+                429,
+            ),
             (DirectoryErrorKind::Timeout, 504),
             (DirectoryErrorKind::Upstream, 502),
         ];

@@ -17,7 +17,15 @@ pub(crate) const MAX_POOL_ID_CHARS: usize = 55;
 pub(crate) const MAX_USERNAME_CHARS: usize = 128;
 
 static POOL_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\w-]+_[0-9a-zA-Z]+$").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$").expect("static regex"));
+/// The shape of an AWS region name: a geography (or a partition such as `us-gov`), a
+/// direction, a number: `us-east-1`, `us-gov-west-1`, `ap-southeast-2`, `il-central-1`.
+static REGION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]{1,2}$",
+    )
+    .expect("static regex")
+});
 static E164: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\+[0-9]{1,15}$").expect("static regex"));
 
@@ -35,10 +43,17 @@ impl PoolId {
         if raw.chars().count() > MAX_POOL_ID_CHARS || !POOL_ID.is_match(raw) {
             return Err(FieldError::new(
                 "pool_id",
-                "must look like <region>_<id> (letters, digits, '-' and '_'), at most 55 characters",
+                "must look like <region>_<id> (ASCII letters, digits, '-' and one '_'), at most 55 characters",
             ));
         }
-        Ok(Self(raw.to_owned()))
+        let pool = Self(raw.to_owned());
+        if !REGION.is_match(pool.region()) {
+            return Err(FieldError::new(
+                "pool_id",
+                "the part before '_' must be an AWS region name, such as us-east-1",
+            ));
+        }
+        Ok(pool)
     }
 
     /// The region named by the id: everything before the last `_`.
@@ -48,6 +63,32 @@ impl PoolId {
 
     pub(crate) fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Which regions requests may name: the config's fixed region, and its allow-list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Regions {
+    /// `cognito.region`: every pool is in this region, whatever its id says.
+    pub(crate) fixed: Option<String>,
+    /// `cognito.allowed_regions`: when set, the (effective) region must be listed.
+    pub(crate) allowed: Option<Vec<String>>,
+}
+
+impl Regions {
+    /// The region attrgate would call for `pool`, if it is allowed.
+    ///
+    /// # Errors
+    /// The region is not in `cognito.allowed_regions` (a 422, before any connection).
+    pub(crate) fn check(&self, pool: &PoolId) -> Result<(), FieldError> {
+        let region = self.fixed.as_deref().unwrap_or(pool.region());
+        match &self.allowed {
+            Some(allowed) if !allowed.iter().any(|r| r == region) => Err(FieldError::new(
+                "pool_id",
+                format!("region {region} is not one this gateway serves"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -155,6 +196,52 @@ mod tests {
 
         assert_eq!(emulator.region(), "us-east-1");
         assert_eq!(real.region(), "eu-west-2");
+    }
+
+    #[test]
+    fn a_pool_id_is_ascii_and_its_region_part_looks_like_an_aws_region() {
+        for good in [
+            "us-gov-west-1_Ab1",
+            "ap-southeast-2_X",
+            "eu-central-1_0a",
+            "il-central-1_x",
+            "cn-northwest-1_x",
+        ] {
+            assert!(PoolId::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "zz-nowhere-9_x",
+            "zz-nowhere-9x_x",
+            "us-e\u{430}st-1_x",
+            "\u{430}s-east-1_x",
+            "us_east_1_x",
+            "US-EAST-1_x",
+            "us-east_x",
+        ] {
+            assert!(PoolId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn allowed_regions_refuse_a_pool_in_another_region_and_a_fixed_region_is_what_counts() {
+        let pool = PoolId::parse("eu-west-1_x").unwrap();
+        let allowed = Some(vec!["us-east-1".to_owned()]);
+
+        let open = Regions::default().check(&pool);
+        let refused = Regions {
+            fixed: None,
+            allowed: allowed.clone(),
+        }
+        .check(&pool);
+        let fixed = Regions {
+            fixed: Some("us-east-1".into()),
+            allowed,
+        }
+        .check(&pool);
+
+        assert!(open.is_ok());
+        assert!(refused.unwrap_err().message.contains("eu-west-1"));
+        assert!(fixed.is_ok());
     }
 
     #[test]

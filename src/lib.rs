@@ -18,6 +18,7 @@ mod metrics;
 mod middleware;
 mod policy_reload;
 mod policy_source;
+mod quota;
 mod routes;
 mod schema;
 mod schema_cache;

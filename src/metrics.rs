@@ -18,6 +18,8 @@ pub(crate) struct Metrics {
     pub policy_info: IntGaugeVec,
     pub policy_reloads: IntCounter,
     pub policy_reload_failures: IntCounter,
+    pub(crate) quota_tokens: IntGaugeVec,
+    pub(crate) quota_refusals: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -26,100 +28,96 @@ impl Default for Metrics {
     }
 }
 
+/// Registers each metric as it is made.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn keep<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> M {
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("metric registered once");
+        metric
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.keep(IntCounter::new(name, help).expect("valid metric"))
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.keep(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.keep(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+}
+
 impl Metrics {
     pub(crate) fn new() -> Self {
-        let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new(
+        let r = Registrar(Registry::new());
+        let cognito_seconds = r.keep(
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "attrgate_cognito_request_duration_seconds",
+                    "Cognito call latency",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["operation", "result"],
+            )
+            .expect("valid metric"),
+        );
+        Self {
+            http_requests: r.counters(
                 "attrgate_http_requests_total",
                 "HTTP requests by route, method and status",
+                &["route", "method", "status"],
             ),
-            &["route", "method", "status"],
-        )
-        .expect("valid metric");
-        let decisions = IntCounterVec::new(
-            Opts::new(
+            decisions: r.counters(
                 "attrgate_decisions_total",
-                "Attribute update requests by outcome (updated, denied, invalid, dry_run, or an upstream error)",
+                "Attribute update requests by outcome (updated, denied, invalid, dry_run, throttled, or an upstream error)",
+                &["outcome"],
             ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let cognito_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "attrgate_cognito_request_duration_seconds",
-                "Cognito call latency",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["operation", "result"],
-        )
-        .expect("valid metric");
-        let audit_records =
-            IntCounter::new("attrgate_audit_records_total", "Audit records made durable")
-                .expect("valid metric");
-        let audit_syncs = IntCounter::new(
-            "attrgate_audit_syncs_total",
-            "Audit batches written and synced (records / syncs = the group-commit batch size)",
-        )
-        .expect("valid metric");
-        let audit_failures = IntCounter::new(
-            "attrgate_audit_failures_total",
-            "Audit batches that could not be written or synced",
-        )
-        .expect("valid metric");
-        let auth_failures = IntCounterVec::new(
-            Opts::new("attrgate_auth_failures_total", "Refused tokens by reason"),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let policy_info = IntGaugeVec::new(
-            Opts::new(
+            cognito_seconds,
+            audit_records: r.counter("attrgate_audit_records_total", "Audit records made durable"),
+            audit_failures: r.counter(
+                "attrgate_audit_failures_total",
+                "Audit batches that could not be written or synced",
+            ),
+            audit_syncs: r.counter(
+                "attrgate_audit_syncs_total",
+                "Audit batches written and synced (records / syncs = the group-commit batch size)",
+            ),
+            auth_failures: r.counters(
+                "attrgate_auth_failures_total",
+                "Refused tokens by reason",
+                &["reason"],
+            ),
+            policy_info: r.gauges(
                 "attrgate_policy_info",
                 "The loaded policy revision (value 1)",
+                &["revision"],
             ),
-            &["revision"],
-        )
-        .expect("valid metric");
-        let policy_reloads = IntCounter::new(
-            "attrgate_policy_reloads_total",
-            "Reloads that put a new policy revision in force",
-        )
-        .expect("valid metric");
-        let policy_reload_failures = IntCounter::new(
-            "attrgate_policy_reload_failures_total",
-            "Reloads rejected because the policy file could not be read or is invalid; the previous policy stays",
-        )
-        .expect("valid metric");
-        for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(decisions.clone()),
-            Box::new(cognito_seconds.clone()),
-            Box::new(audit_records.clone()),
-            Box::new(audit_failures.clone()),
-            Box::new(audit_syncs.clone()),
-            Box::new(auth_failures.clone()),
-            Box::new(policy_info.clone()),
-            Box::new(policy_reloads.clone()),
-            Box::new(policy_reload_failures.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric registered once");
-        }
-        Self {
-            registry,
-            http_requests,
-            decisions,
-            cognito_seconds,
-            audit_records,
-            audit_failures,
-            audit_syncs,
-            auth_failures,
-            policy_info,
-            policy_reloads,
-            policy_reload_failures,
+            policy_reloads: r.counter(
+                "attrgate_policy_reloads_total",
+                "Reloads that put a new policy revision in force",
+            ),
+            policy_reload_failures: r.counter(
+                "attrgate_policy_reload_failures_total",
+                "Reloads rejected because the policy file could not be read or is invalid; the previous policy stays",
+            ),
+            quota_tokens: r.gauges(
+                "attrgate_quota_tokens",
+                "Cognito calls left in this gateway's budget (the region used last), by category",
+                &["category"],
+            ),
+            quota_refusals: r.counters(
+                "attrgate_quota_refusals_total",
+                "Cognito calls refused by this gateway's own budget (answered 429), by category",
+                &["category"],
+            ),
+            registry: r.0,
         }
     }
 

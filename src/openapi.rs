@@ -239,7 +239,7 @@ fn client_error_examples(status: u16) -> Vec<Example> {
                 "unknown_field",
                 "An unknown field",
                 ApiError::invalid_body(
-                    "unknown field `attribute`, expected `attributes` or `client_metadata` at line 1 column 12",
+                    "unknown field; an update has `attributes` and optionally `client_metadata` at line 1 column 12",
                 ),
             ),
             (

@@ -23,12 +23,14 @@ use crate::auth::{REFETCH_INTERVAL, Verifier};
 use crate::cognito::CognitoDirectory;
 use crate::config::{ConfigError, Settings};
 use crate::error::ApiError;
+use crate::input::Regions;
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::middleware;
 use crate::openapi::ApiDoc;
 use crate::policy_reload::PolicyReloader;
 use crate::policy_source::{LoadError, PolicySource};
+use crate::quota::{QuotaGuard, QuotaMetrics};
 use crate::routes;
 use crate::schema_cache::SchemaCache;
 use crate::update::UpdateService;
@@ -109,7 +111,14 @@ impl Dependencies {
         )?);
         let cognito = Arc::new(
             CognitoDirectory::new(aws, settings.cognito.clone())
-                .timed_by(metrics.cognito_seconds.clone()),
+                .timed_by(metrics.cognito_seconds.clone())
+                .budgeted(QuotaGuard::new(
+                    &settings.cognito.quota,
+                    Some(QuotaMetrics {
+                        tokens: metrics.quota_tokens.clone(),
+                        refusals: metrics.quota_refusals.clone(),
+                    }),
+                )),
         );
         let schemas = settings.cognito.validate_schema.then(|| {
             SchemaCache::new(
@@ -130,6 +139,10 @@ impl Dependencies {
                 settings.rate_limit.burst,
             ),
             max_body_bytes: settings.max_body_bytes,
+            regions: Regions {
+                fixed: settings.cognito.region.clone(),
+                allowed: settings.cognito.allowed_regions.clone(),
+            },
         });
         let routes = Routes {
             policy: web::Data::from(policy),
@@ -235,7 +248,7 @@ fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<Server> {
         let routes = routes.clone();
         App::new()
             .wrap(from_fn(middleware::edge))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<middleware::RedactedRootSpan>::new())
             .app_data(routes.policy)
             .app_data(routes.audit)
             .app_data(routes.verifier)

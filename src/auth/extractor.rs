@@ -23,8 +23,9 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let verifier = verifier.ok_or(AuthError::KeysUnavailable)?;
             let result = match token {
-                Some(token) => verifier.verify(&token).await,
-                None => Err(AuthError::Missing),
+                Ok(Some(token)) => verifier.verify(&token).await,
+                Ok(None) => Err(AuthError::Missing),
+                Err(error) => Err(error),
             };
             result.map_err(|error| {
                 if let Some(metrics) = &metrics {
@@ -40,7 +41,16 @@ impl FromRequest for Caller {
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+/// The bearer token; `Err` when the request carries two Authorization headers, which
+/// must never be resolved by taking one of them.
+fn bearer_token(req: &HttpRequest) -> Result<Option<String>, AuthError> {
+    if req.headers().get_all(header::AUTHORIZATION).count() > 1 {
+        return Err(AuthError::DuplicateAuthorization);
+    }
+    Ok(single_bearer_token(req))
+}
+
+fn single_bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

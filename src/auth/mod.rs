@@ -51,6 +51,18 @@ pub enum AuthError {
     MissingClaim(&'static str),
     #[error("the token's roles claim must be an array of strings or a space-separated string")]
     InvalidRoles,
+    #[error("the token's header names critical extensions (crit) this service does not understand")]
+    UnsupportedCritical,
+    #[error("the request carries more than one Authorization header")]
+    DuplicateAuthorization,
+    #[error("the token's {0} claim must be a number (seconds since the epoch)")]
+    NotANumber(&'static str),
+    #[error("the token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error(
+        "the token's lifetime is too long: exp is further in the future than this service accepts"
+    )]
+    LifetimeTooLong,
     /// The issuer's keys have never been fetched: the service is not ready (503, not 401).
     #[error("the issuer's signing keys are not available yet")]
     KeysUnavailable,
@@ -71,6 +83,11 @@ impl AuthError {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim(_) => "missing_claim",
             Self::InvalidRoles => "invalid_roles",
+            Self::UnsupportedCritical => "unsupported_crit",
+            Self::DuplicateAuthorization => "duplicate_authorization",
+            Self::NotANumber(_) => "malformed_claim",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::LifetimeTooLong => "lifetime_too_long",
             Self::KeysUnavailable => "keys_unavailable",
         }
     }

@@ -36,6 +36,7 @@ struct Issuer {
 pub(crate) struct Verifier {
     issuers: HashMap<String, Issuer>,
     leeway_seconds: u64,
+    max_lifetime_seconds: u64,
 }
 
 impl Verifier {
@@ -71,6 +72,7 @@ impl Verifier {
         Ok(Self {
             issuers,
             leeway_seconds: settings.leeway_seconds,
+            max_lifetime_seconds: settings.max_token_lifetime_seconds,
         })
     }
 
@@ -92,8 +94,10 @@ impl Verifier {
 
     pub(crate) async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        reject_critical_extensions(token)?;
         let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| AuthError::Malformed)?;
+        self.check_times(&unverified)?;
         let iss = unverified
             .get("iss")
             .and_then(Value::as_str)
@@ -177,6 +181,47 @@ fn key_source(
     )))
 }
 
+impl Verifier {
+    /// `exp` and `iat` must be numbers when present; `iat` may not be in the future
+    /// (beyond the leeway), and `exp` may not be further away than the lifetime limit.
+    fn check_times(&self, claims: &Value) -> Result<(), AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let number = |name: &'static str| match claims.get(name) {
+            None => Ok(None),
+            Some(value) => value.as_f64().map(Some).ok_or(AuthError::NotANumber(name)),
+        };
+        #[allow(clippy::cast_precision_loss)] // seconds since the epoch fit an f64 exactly
+        let (now, leeway, lifetime) = (
+            now as f64,
+            self.leeway_seconds as f64,
+            self.max_lifetime_seconds as f64,
+        );
+        if number("iat")?.is_some_and(|iat| iat > now + leeway) {
+            return Err(AuthError::IssuedInFuture);
+        }
+        if number("exp")?.is_some_and(|exp| exp > now + lifetime + leeway) {
+            return Err(AuthError::LifetimeTooLong);
+        }
+        number("nbf")?;
+        Ok(())
+    }
+}
+
+/// RFC 7515 §4.1.11: a `crit` header names extensions that must be understood; attrgate
+/// understands none, so any `crit` is refused.
+fn reject_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| AuthError::Malformed)?;
+    let header: Value = serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)?;
+    if header.get("crit").is_some() {
+        return Err(AuthError::UnsupportedCritical);
+    }
+    Ok(())
+}
+
 fn map_jwt_error(kind: &JwtErrorKind) -> AuthError {
     match kind {
         JwtErrorKind::ExpiredSignature => AuthError::Expired,
@@ -241,7 +286,13 @@ fn named_claims(claims: &Value, names: &[(String, String)]) -> BTreeMap<String, 
 fn roles(claims: &Value, pointer: &str) -> Result<Vec<String>, AuthError> {
     match claims.pointer(pointer) {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(roles)) => Ok(roles.split_whitespace().map(str::to_owned).collect()),
+        // RFC 6749 §3.3: scope tokens are separated by U+0020 only; a role name may hold
+        // any other whitespace.
+        Some(Value::String(roles)) => Ok(roles
+            .split(' ')
+            .filter(|role| !role.is_empty())
+            .map(str::to_owned)
+            .collect()),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| {

@@ -10,7 +10,7 @@ use super::diagnostic::{PolicyDiagnostic, PolicyError};
 use super::glob::Glob;
 use super::model::{RawConstraint, RawPolicy, RawRole};
 use super::target::{self, Condition, Target};
-use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
+use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable, developer_alias};
 use crate::suggest::closest as suggest;
 
 /// The only policy format version this build understands.
@@ -163,10 +163,30 @@ impl Policy {
             .collect()
     }
 
-    /// The first `protected` glob matching `attribute`.
+    /// The first `protected` glob matching `attribute`, or its other form
+    /// (`custom:x` / `dev:custom:x`).
     pub(super) fn protecting_glob(&self, attribute: &str) -> Option<&Glob> {
-        self.protected.iter().find(|glob| glob.matches(attribute))
+        first_match(&self.protected, attribute)
     }
+}
+
+/// The first glob matching `attribute` or its other form (`custom:x` / `dev:custom:x`):
+/// a protection or a deny written for one form covers the other. Only a glob written
+/// for that form counts (`custom:…` or `dev:custom:…`): `dev:*` means developer-only
+/// attributes, and does not reach every `custom:` one through its alias.
+pub(super) fn first_match<'g>(globs: &'g [Glob], attribute: &str) -> Option<&'g Glob> {
+    let alias = developer_alias(attribute);
+    globs.iter().find(|glob| {
+        glob.matches(attribute)
+            || alias.as_deref().is_some_and(|alias| {
+                let form = if alias.starts_with("dev:") {
+                    "dev:custom:"
+                } else {
+                    "custom:"
+                };
+                glob.as_str().starts_with(form) && glob.matches(alias)
+            })
+    })
 }
 
 fn revision_of(source: &str) -> String {

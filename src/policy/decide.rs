@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::compile::{Policy, Role};
+use super::compile::{Policy, Role, first_match};
 use super::target::{Check, Condition};
 use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 
@@ -494,12 +494,10 @@ fn applicable_role(evaluation: &Evaluation<'_>, _attribute: &str, _value: &str) 
 }
 
 fn role_deny(evaluation: &Evaluation<'_>, attribute: &str, _value: &str) -> Verdict {
-    let denying = evaluation.applicable.iter().find_map(|role| {
-        role.deny
-            .iter()
-            .find(|glob| glob.matches(attribute))
-            .map(|glob| (role, glob))
-    });
+    let denying = evaluation
+        .applicable
+        .iter()
+        .find_map(|role| first_match(&role.deny, attribute).map(|glob| (role, glob)));
     match denying {
         Some((role, glob)) => Verdict::Deny(
             DenialCode::RoleDeny,
@@ -1017,6 +1015,39 @@ roles:
         // Assert
         assert!(decision.denied.is_empty());
         assert!(!decision.is_allowed());
+    }
+
+    #[test]
+    fn a_protection_or_deny_of_custom_x_covers_dev_custom_x_and_back() {
+        // Arrange
+        let policy = Policy::parse(
+            "version: 1\nprotected: [\"custom:tenant_id\", \"dev:*\"]\nroles:\n  admin:\n    update: [\"*\"]\n    deny: [\"dev:custom:risk\"]\n",
+        )
+        .expect("valid");
+        let roles = ["admin".to_owned()];
+        let attributes = BTreeMap::from([
+            ("dev:custom:tenant_id".to_owned(), "t".to_owned()),
+            ("custom:risk".to_owned(), "low".to_owned()),
+            ("custom:plan".to_owned(), "pro".to_owned()),
+        ]);
+
+        // Act
+        let decision = decide(&policy, &DecisionRequest::new(&roles, US, &attributes));
+
+        // Assert
+        let denied: Vec<(&str, DenialCode)> = decision
+            .denied
+            .iter()
+            .map(|d| (d.attribute.as_str(), d.code))
+            .collect();
+        assert_eq!(
+            denied,
+            [
+                ("custom:risk", DenialCode::RoleDeny),
+                ("dev:custom:tenant_id", DenialCode::Protected),
+            ],
+            "dev:* protects developer-only attributes, not custom:plan through its alias"
+        );
     }
 
     #[test]

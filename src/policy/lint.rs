@@ -7,7 +7,7 @@ use serde_saphyr::Location;
 use super::compile::{Policy, Role};
 use super::diagnostic::PolicyDiagnostic;
 use super::glob::Glob;
-use crate::attribute::{IMMUTABLE_ATTRIBUTE, is_verified_flag, pool_hint};
+use crate::attribute::{IMMUTABLE_ATTRIBUTE, developer_alias, is_verified_flag, pool_hint};
 
 /// What the linter found, each item located at its grant in the policy file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +30,7 @@ pub(crate) fn lint(policy: &Policy, pool_id: &str, attributes: &[(&str, bool)]) 
         attributes,
     };
     let mut report = LintReport::default();
+    linter.alias_notes(&mut report);
     for role in &policy.roles {
         if !role.pools.iter().any(|glob| glob.matches(pool_id)) {
             report.notes.push(PolicyDiagnostic::at_location(
@@ -64,6 +65,33 @@ impl Linter<'_> {
         for (key, at) in &role.spans.constraints {
             let context = format!("role {}, constraint", role.name);
             self.exact(*at, &context, key, report);
+        }
+    }
+
+    /// For each literal `protected` or `deny` glob naming one form of a custom
+    /// attribute (`custom:x`, `dev:custom:x`) when the pool has the other: a note saying
+    /// which form the pool uses (the glob covers both).
+    fn alias_notes(&self, report: &mut LintReport) {
+        let protected = self.policy.protected.iter().map(|g| ("protected", g));
+        let denies = self
+            .policy
+            .roles
+            .iter()
+            .flat_map(|role| role.deny.iter().map(|g| ("deny", g)));
+        for (kind, glob) in protected.chain(denies) {
+            let Some(alias) = glob
+                .is_literal()
+                .then(|| developer_alias(glob.as_str()))
+                .flatten()
+            else {
+                continue;
+            };
+            if self.mutability(glob.as_str()).is_none() && self.mutability(&alias).is_some() {
+                report.notes.push(PolicyDiagnostic::new(format!(
+                    "{kind} \"{glob}\": pool {} has it as {alias}; the glob covers that form too",
+                    self.pool_id
+                )));
+            }
         }
     }
 
@@ -174,6 +202,24 @@ mod tests {
 
     fn messages(items: &[PolicyDiagnostic]) -> Vec<(Option<usize>, String)> {
         items.iter().map(|d| (d.line, d.message.clone())).collect()
+    }
+
+    #[test]
+    fn lint_says_which_form_of_a_protected_custom_attribute_the_pool_uses() {
+        // Arrange
+        let source =
+            "version: 1\nprotected: [\"custom:risk\"]\nroles:\n  a:\n    update: [given_name]\n";
+
+        // Act
+        let report = lint(source, "us-east-1_a", POOL);
+
+        // Assert
+        assert!(
+            report.notes.iter().any(|n| n.message
+                == "protected \"custom:risk\": pool us-east-1_a has it as dev:custom:risk; the glob covers that form too"),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]

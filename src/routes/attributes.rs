@@ -33,9 +33,9 @@ pub(crate) struct UpdateAttributesResponse {
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/pools/{pool_id}/users/{username}/attributes",
-        web::patch().to(update_attributes),
+    cfg.service(
+        super::resource("/pools/{pool_id}/users/{username}/attributes", "PATCH")
+            .route(web::patch().to(update_attributes)),
     );
 }
 
@@ -107,6 +107,7 @@ pub(crate) async fn update_attributes(
         username: &username,
     };
     let raw = RawUpdate {
+        path_is_utf8: path_is_utf8(req.uri().path()),
         query: req.query_string(),
         content_type: req
             .headers()
@@ -120,6 +121,15 @@ pub(crate) async fn update_attributes(
         updated: done.updated,
         dry_run: done.dry_run,
     }))
+}
+
+/// Whether every segment of the raw path decodes to valid UTF-8.
+fn path_is_utf8(path: &str) -> bool {
+    path.split('/').all(|segment| {
+        percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .is_ok()
+    })
 }
 
 /// The body, up to `limit` bytes: a declared or actual size over it is refused unread.

@@ -24,9 +24,9 @@ pub(crate) struct Readiness {
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(super::resource("/healthz", "GET").route(web::get().to(healthz)))
+        .service(super::resource("/readyz", "GET").route(web::get().to(readyz)))
+        .service(super::resource("/metrics", "GET").route(web::get().to(metrics)));
 }
 
 /// Liveness: the process answers.

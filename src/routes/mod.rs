@@ -7,6 +7,13 @@ pub(crate) mod permissions;
 
 use actix_web::web;
 
+/// A resource at `path` whose other methods get 405 with `Allow: allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<actix_web::HttpResponse, _>(crate::error::ApiError::method_not_allowed(allow))
+    }))
+}
+
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(attributes::configure)
         .configure(permissions::configure)

@@ -26,7 +26,7 @@ pub(crate) struct PermissionsQuery {
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/permissions", web::get().to(get_permissions));
+    cfg.service(super::resource("/permissions", "GET").route(web::get().to(get_permissions)));
 }
 
 /// What this token may do in a pool.
@@ -62,7 +62,9 @@ pub(crate) async fn get_permissions(
 ) -> Result<HttpResponse, ApiError> {
     let query =
         parse_query::<PermissionsQuery>(req.query_string()).map_err(ApiError::permissions_query)?;
-    let pool = PoolId::parse(&query.pool_id).map_err(ApiError::invalid_pool_id)?;
+    let pool = PoolId::parse(&query.pool_id)
+        .and_then(|pool| service.regions.check(&pool).map(|()| pool))
+        .map_err(ApiError::invalid_pool_id)?;
     let user = query
         .username
         .as_deref()

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::audit::ValueHasher;
-use crate::input::{AttributeChanges, PoolId, Username, parse_query};
+use crate::input::{AttributeChanges, PoolId, Regions, Username, parse_query};
 use crate::wire::FieldError;
 
 use super::refusal::{Invalid, Known, Refused};
@@ -17,6 +17,9 @@ use super::refusal::{Invalid, Known, Refused};
 /// An update request as it came off the wire. `body` is read only once the query and
 /// the content type have passed, so a refused request's body is never read.
 pub(crate) struct RawUpdate<'a, B> {
+    /// Whether every path segment is valid UTF-8 once percent-decoded (the router
+    /// replaces invalid bytes, so the decoded segments alone cannot tell).
+    pub(crate) path_is_utf8: bool,
     pub(crate) query: &'a str,
     pub(crate) content_type: Option<&'a str>,
     pub(crate) body: B,
@@ -134,10 +137,11 @@ impl UpdateCommand {
     }
 }
 
-/// Where the update goes, as named in the path.
+/// Where the update goes, as named in the path, and the regions it may name.
 pub(super) struct Target<'a> {
     pub(super) pool_id: &'a str,
     pub(super) username: &'a str,
+    pub(super) regions: &'a Regions,
 }
 
 /// Parses a raw request into a command: query, content type, body, JSON, input rules.
@@ -156,6 +160,9 @@ where
         dry_run: query.dry_run,
         ..Known::default()
     };
+    if !raw.path_is_utf8 {
+        return Err(Refused::invalid(Invalid::Path, known));
+    }
     if !raw.content_type.is_some_and(is_json) {
         return Err(Refused::invalid(Invalid::MediaType, known));
     }
@@ -188,17 +195,29 @@ where
     })
 }
 
-/// The parser's message goes to the caller only: it may quote the body. The audit
-/// record gets the error class and position.
+/// What is wrong with the body, where, and never what was sent: the parser's own
+/// messages quote the body (a value, or an unknown key), so they are not used.
 fn body_error(error: &serde_json::Error) -> Invalid {
+    use serde_json::error::Category;
+    let parser = error.to_string();
+    let what = match error.classify() {
+        Category::Io | Category::Syntax => "malformed JSON",
+        Category::Eof => "the JSON ends early",
+        Category::Data if parser.starts_with("unknown field") => {
+            "unknown field; an update has `attributes` and optionally `client_metadata`"
+        }
+        Category::Data if parser.starts_with("missing field `attributes`") => {
+            "missing field `attributes`"
+        }
+        Category::Data if parser.starts_with("duplicate field") => "a field is given twice",
+        Category::Data => {
+            "wrong type: the body is an object whose `attributes` and `client_metadata` map names to strings"
+        }
+    };
+    let message = format!("{what} at line {} column {}", error.line(), error.column());
     Invalid::Body {
-        message: error.to_string(),
-        audit: format!(
-            "{:?} JSON error at line {} column {}",
-            error.classify(),
-            error.line(),
-            error.column()
-        ),
+        audit: message.clone(),
+        message,
     }
 }
 
@@ -207,8 +226,10 @@ fn check_input(
     target: &Target<'_>,
     attributes: BTreeMap<String, String>,
 ) -> Result<(PoolId, Username, AttributeChanges), Vec<FieldError>> {
+    let pool =
+        PoolId::parse(target.pool_id).and_then(|pool| target.regions.check(&pool).map(|()| pool));
     match (
-        PoolId::parse(target.pool_id),
+        pool,
         Username::parse(target.username),
         AttributeChanges::parse(attributes),
     ) {
@@ -222,14 +243,65 @@ fn check_input(
     }
 }
 
-/// `application/json`, or another `application/*+json` type, with any parameters.
+/// `application/json`, with no parameter but an optional `charset=utf-8`. Other `+json`
+/// types (`application/merge-patch+json` has other semantics) and charsets are not.
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+            name.trim().eq_ignore_ascii_case("charset")
+                && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Invalid, UpdateAttributesRequest, body_error, is_json};
+
+    #[test]
+    fn only_application_json_with_an_optional_utf8_charset_is_json() {
+        for accepted in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_json(accepted), "{accepted}");
+        }
+        for refused in [
+            "application/merge-patch+json",
+            "application/vnd.api+json",
+            "application/json; charset=latin1",
+            "application/json; boundary=x",
+            "text/json",
+            "application/jsonx",
+        ] {
+            assert!(!is_json(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_400_message_names_the_problem_and_position_but_never_quotes_the_body() {
+        let table = [
+            (r#"{"attributes": "leak-me"}"#, "wrong type"),
+            (
+                r#"{"attributes": {"a": "1"}, "leak-me": 2}"#,
+                "unknown field",
+            ),
+            (r#"{"attributes": {"leak-me"#, "the JSON ends early"),
+            (r#"{"attributes" leak-me"#, "malformed JSON"),
+            (r#"{}"#, "missing field `attributes`"),
+        ];
+        for (body, expected) in table {
+            let error = serde_json::from_str::<UpdateAttributesRequest>(body).unwrap_err();
+            let Invalid::Body { message, .. } = body_error(&error) else {
+                panic!("a body error");
+            };
+            assert!(message.starts_with(expected), "{body}: {message}");
+            assert!(message.contains(" at line 1 column "), "{message}");
+            assert!(!message.contains("leak-me"), "{message}");
+        }
+    }
 }

@@ -20,7 +20,7 @@ use crate::audit::{
 };
 use crate::auth::Caller;
 use crate::cognito::{DirectoryError, UpdateRequest, UserReader, UserWriter};
-use crate::input::{PoolId, Username};
+use crate::input::{PoolId, Regions, Username};
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
 use crate::policy::{
@@ -51,6 +51,8 @@ pub(crate) struct UpdateService {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limiter: RateLimiter,
     pub(crate) max_body_bytes: usize,
+    /// The regions requests may name (`cognito.region`, `cognito.allowed_regions`).
+    pub(crate) regions: Regions,
 }
 
 /// Who asks to update whom, as authenticated and as named in the path.
@@ -134,6 +136,7 @@ impl UpdateService {
         let target = Target {
             pool_id: facts.who.pool_id,
             username: facts.who.username,
+            regions: &self.regions,
         };
         let command = command::parse(raw, &target, &self.hasher, self.max_body_bytes).await?;
         let authorized = self.authorize(facts, &command).await?;
@@ -283,7 +286,7 @@ impl UpdateService {
         let (outcome, cognito_request_id) = match &result {
             Ok(done) => (Outcome::Updated, done.request_id.clone()),
             Err(error) => (
-                Outcome::Upstream(error.code.clone()),
+                Refusal::Upstream(error.clone()).outcome(),
                 error.request_id.clone(),
             ),
         };

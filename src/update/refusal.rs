@@ -2,7 +2,7 @@
 //! refusal's audit record says. Must not depend on actix.
 
 use crate::audit::{DecisionRecord, Outcome};
-use crate::cognito::DirectoryError;
+use crate::cognito::{DirectoryError, DirectoryErrorKind};
 use crate::wire::{DeniedAttribute, FieldError};
 
 use super::command::Requested;
@@ -30,6 +30,8 @@ pub(crate) enum Refusal {
 pub(crate) enum Invalid {
     /// The query string (400).
     Query(String),
+    /// A path segment is not valid UTF-8 (422).
+    Path,
     /// The content type is not JSON (415).
     MediaType,
     /// The body is over `limit` bytes (413).
@@ -54,6 +56,7 @@ impl Invalid {
         match self {
             Self::Query(message) => vec![FieldError::new("query", message.clone())],
             Self::MediaType | Self::TooLarge { .. } => Vec::new(),
+            Self::Path => vec![FieldError::new("path", "not valid UTF-8")],
             Self::Unreadable => vec![FieldError::new("body", "the body could not be read")],
             Self::Body { audit, .. } => vec![FieldError::new("body", audit.clone())],
             Self::NoAttributes => vec![FieldError::new(
@@ -72,6 +75,11 @@ impl Refusal {
             Self::Throttled { .. } => Outcome::Throttled,
             Self::Invalid(_) => Outcome::Invalid,
             Self::Denied { .. } => Outcome::Denied,
+            // attrgate's own budget: Cognito was not called.
+            Self::Upstream(DirectoryError {
+                kind: DirectoryErrorKind::OverBudget { .. },
+                ..
+            }) => Outcome::Throttled,
             Self::Upstream(error) => Outcome::Upstream(error.code.clone()),
             // Never recorded: it is what a failed record turns into.
             Self::AuditUnavailable => Outcome::Invalid,

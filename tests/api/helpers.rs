@@ -323,6 +323,8 @@ pub(crate) struct Options {
     pub cognito_timeout_seconds: u64,
     pub validate_schema: bool,
     pub extra_config: String,
+    /// YAML lines added under `cognito:` (indented by two spaces).
+    pub cognito_extra: String,
     pub audit_path: Option<PathBuf>,
 }
 
@@ -334,6 +336,7 @@ impl Default for Options {
             cognito_timeout_seconds: 10,
             validate_schema: true,
             extra_config: String::new(),
+            cognito_extra: String::new(),
             audit_path: None,
         }
     }
@@ -365,7 +368,7 @@ cognito:
   endpoint_url: "{endpoint}"
   timeout_seconds: {timeout}
   validate_schema: {validate_schema}
-auth:
+{cognito_extra}auth:
   leeway_seconds: 0
   issuers:
     - issuer: "{issuer}"
@@ -390,6 +393,7 @@ audit:
         extra = options.extra_config,
         timeout = options.cognito_timeout_seconds,
         validate_schema = options.validate_schema,
+        cognito_extra = options.cognito_extra,
     );
     let settings =
         Settings::from_yaml(&yaml, Path::new("test-config.yaml"), Vec::new()).expect("test config");

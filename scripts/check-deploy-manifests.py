@@ -1,0 +1,341 @@
+"""Cross-checks of deploy/kubernetes/ that a schema cannot make, for scripts/test-deploy.
+
+The schemas (kubernetes-validate) say that each object is well formed. This says
+that the objects fit each other and fit attrgate: the config file the Deployment
+passes is the one the config ConfigMap holds, the policy file named in it is a key
+of the policy ConfigMap mounted as a directory where it says, the audit log is on
+the audit volume, the Secret provides the HMAC key variable, the Service and the
+PodDisruptionBudget select the gateway's pods, and so on.
+
+It also extracts what scripts/test-deploy hands to the attrgate binary, into OUT:
+  attrgate.yaml               the config file, verbatim from configmap-config.yaml
+  policy.yaml                 the policy file, verbatim from configmap-policy.yaml
+  negative-top-level.yaml     the config plus one unknown top-level key
+  negative-nested.yaml        the config plus one unknown key under `audit`
+  overrides.env               ATTRGATE__* variables the Deployment sets (NUL-separated)
+  secret-placeholder          the example Secret's HMAC key value
+  hmac-key-env                the name of that variable (audit.hmac_key_env)
+  manifest-files              the manifests the schema step validates (one a line)
+  manifest-documents          how many objects they hold, each to be reported as passed
+
+Usage: check-deploy-manifests.py MANIFEST_DIR OUT_DIR
+Prints one line per check ("ok: ..." or "FAIL: ...") and a closing
+"cross-checks: N passed, N failed" line; exits 1 if any check failed.
+"""
+
+import sys
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+NAMESPACE = "attrgate"
+# Files of the directory that are not applied by `kubectl apply -k`, and why.
+NOT_IN_KUSTOMIZATION = {
+    "kustomization.yaml": "kustomize's own file",
+    "secret.yaml": "an example; the real Secret is created out of band",
+    "servicemonitor.yaml": "needs the Prometheus Operator's CRD",
+}
+# Objects with no schema in kubernetes-validate (CRDs, kustomize's own file).
+NOT_SCHEMA_VALIDATED = {"kustomization.yaml", "servicemonitor.yaml"}
+NEGATIVE_KEY = "not_a_real_attrgate_key"
+
+
+class Checks:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, condition, what, why=""):
+        if condition:
+            self.passed += 1
+            print(f"ok: {what}")
+        else:
+            self.failed += 1
+            print(f"FAIL: {what}" + (f": {why}" if why else ""))
+        return bool(condition)
+
+
+def load_documents(path):
+    with open(path, encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
+
+
+def one(objects, kind, name):
+    found = [o for o in objects if o.get("kind") == kind and o["metadata"].get("name") == name]
+    if len(found) != 1:
+        raise SystemExit(f"FAIL: expected exactly one {kind}/{name}, found {len(found)}")
+    return found[0]
+
+
+def selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def under(path, directory):
+    path, directory = PurePosixPath(path), PurePosixPath(directory)
+    return path.is_absolute() and directory in path.parents
+
+
+def check_files(c, directory, kustomization):
+    present = {p.name for p in directory.glob("*.yaml")}
+    listed = kustomization.get("resources", [])
+    expected = sorted(present - set(NOT_IN_KUSTOMIZATION))
+    c.check(
+        sorted(listed) == expected and len(listed) == len(set(listed)),
+        "kustomization.yaml lists every manifest except secret.yaml and servicemonitor.yaml",
+        f"lists {sorted(listed)}, expected {expected}",
+    )
+    for name in ("secret.yaml", "servicemonitor.yaml"):
+        c.check(name in present, f"{name} exists (kept out of kustomization.yaml on purpose)")
+
+
+def check_namespaces(c, objects):
+    wrong = [
+        f"{o['kind']}/{o['metadata']['name']}"
+        for o in objects
+        if o["kind"] != "Namespace" and o["metadata"].get("namespace") != NAMESPACE
+    ]
+    c.check(not wrong, f"every namespaced object names namespace {NAMESPACE}", f"not: {wrong}")
+    c.check(
+        any(o["kind"] == "Namespace" and o["metadata"]["name"] == NAMESPACE for o in objects),
+        f"namespace.yaml creates namespace {NAMESPACE}",
+    )
+
+
+def volume_mount(container, pod, volume_name):
+    mounts = [m for m in container.get("volumeMounts", []) if m["name"] == volume_name]
+    volumes = [v for v in pod.get("volumes", []) if v["name"] == volume_name]
+    if len(mounts) != 1 or len(volumes) != 1:
+        raise SystemExit(f"FAIL: volume {volume_name} must be defined and mounted once")
+    return mounts[0], volumes[0]
+
+
+def check_security(c, pod, container):
+    sc = container.get("securityContext", {})
+    psc = pod.get("securityContext", {})
+    c.check(
+        sc.get("runAsNonRoot") is True
+        and sc.get("runAsUser") == 10001
+        and sc.get("runAsGroup") == 10001
+        and psc.get("runAsNonRoot") is True,
+        "the gateway runs as non-root uid/gid 10001 (the image's user)",
+    )
+    c.check(
+        sc.get("readOnlyRootFilesystem") is True
+        and sc.get("allowPrivilegeEscalation") is False
+        and sc.get("capabilities", {}).get("drop") == ["ALL"]
+        and sc.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+        "read-only root fs, no privilege escalation, capabilities dropped, RuntimeDefault seccomp",
+    )
+
+
+def check_gateway(c, objects, secrets, out):
+    deployment = one(objects, "Deployment", "attrgate")
+    pod = deployment["spec"]["template"]["spec"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    containers = {ct["name"]: ct for ct in pod["containers"]}
+    gateway = containers["attrgate"]
+
+    c.check(deployment["spec"].get("replicas") == 3, "the Deployment runs 3 replicas")
+    c.check(
+        selects(deployment["spec"]["selector"]["matchLabels"], pod_labels),
+        "the Deployment's selector matches its pod labels",
+    )
+    check_security(c, pod, gateway)
+
+    # The config file: args -> mounted config ConfigMap -> its key.
+    args = gateway.get("args", [])
+    ok = len(args) == 3 and args[:2] == ["serve", "--config"]
+    c.check(ok, "the container runs `serve --config FILE`", f"args are {args}")
+    config_path = PurePosixPath(args[2] if ok else "/")
+    config_mount, config_volume = volume_mount(gateway, pod, "config")
+    config_map = one(objects, "ConfigMap", config_volume["configMap"]["name"])
+    c.check(
+        str(config_path.parent) == config_mount["mountPath"]
+        and config_path.name in config_map.get("data", {}),
+        f"--config {config_path} is a key of ConfigMap {config_map['metadata']['name']}, "
+        f"mounted at {config_mount['mountPath']}",
+    )
+    config_text = config_map["data"].get(config_path.name, "")
+    config = yaml.safe_load(config_text) or {}
+
+    # The policy: policy_file -> a directory mount (no subPath) of the policy ConfigMap.
+    policy_path = PurePosixPath(str(config.get("policy_file", "")))
+    policy_mount, policy_volume = volume_mount(gateway, pod, "policy")
+    policy_map = one(objects, "ConfigMap", policy_volume["configMap"]["name"])
+    c.check(
+        str(policy_path.parent) == policy_mount["mountPath"]
+        and policy_path.name in policy_map.get("data", {}),
+        f"policy_file {policy_path} is a key of ConfigMap {policy_map['metadata']['name']}, "
+        f"mounted at {policy_mount['mountPath']}",
+    )
+    c.check(
+        "subPath" not in config_mount and "subPath" not in policy_mount
+        and "subPathExpr" not in config_mount and "subPathExpr" not in policy_mount,
+        "both ConfigMaps are mounted as directories (no subPath), so updates reach the pod",
+    )
+    c.check(
+        config_mount.get("readOnly") is True and policy_mount.get("readOnly") is True,
+        "the ConfigMap mounts are read-only",
+    )
+
+    # The audit log: on the audit volume.
+    audit = config.get("audit", {}) or {}
+    audit_mount, audit_volume = volume_mount(gateway, pod, "audit")
+    c.check(
+        under(str(audit.get("path", "")), audit_mount["mountPath"]),
+        f"audit.path {audit.get('path')} is on the audit volume ({audit_mount['mountPath']})",
+    )
+    c.check(
+        "replica_id" not in audit
+        and not any(e["name"] == "ATTRGATE__AUDIT__REPLICA_ID" and "value" in e for e in gateway.get("env", [])),
+        "audit.replica_id is not one fixed value for every pod (the default is the pod's host name)",
+    )
+    c.check(
+        "emptyDir" in audit_volume or "persistentVolumeClaim" in audit_volume,
+        "the audit volume is an emptyDir or a PersistentVolumeClaim",
+    )
+    c.check(
+        any(m["mountPath"] == "/tmp" for m in gateway.get("volumeMounts", [])),
+        "/tmp is a writable volume (the root filesystem is read-only)",
+    )
+
+    # The HMAC key variable comes from the Secret.
+    key_env = audit.get("hmac_key_env", "")
+    secret = one(secrets, "Secret", "attrgate-secrets")
+    from_secret = [
+        e["secretRef"]["name"] for e in gateway.get("envFrom", []) if "secretRef" in e
+    ]
+    c.check(
+        secret["metadata"]["name"] in from_secret
+        and key_env in secret.get("stringData", {}) | secret.get("data", {}),
+        f"audit.hmac_key_env {key_env} comes from Secret {secret['metadata']['name']} (envFrom)",
+    )
+    placeholder = (secret.get("stringData") or {}).get(key_env, "")
+    (out / "secret-placeholder").write_text(placeholder, encoding="utf-8")
+    (out / "hmac-key-env").write_text(key_env, encoding="utf-8")
+
+    # Ports and probes.
+    ports = {p["name"]: p["containerPort"] for p in gateway.get("ports", [])}
+    listen_port = int(str(config.get("listen", "")).rsplit(":", 1)[-1] or 0)
+    c.check(
+        str(config.get("listen", "")).startswith("0.0.0.0:") and ports.get("http") == listen_port,
+        f"listen {config.get('listen')} is the container port named http ({ports.get('http')})",
+    )
+    readiness = gateway.get("readinessProbe", {}).get("httpGet", {})
+    liveness = gateway.get("livenessProbe", {}).get("httpGet", {})
+    c.check(
+        readiness.get("path") == "/readyz" and readiness.get("port") in ("http", listen_port),
+        "readinessProbe is GET /readyz on the http port",
+    )
+    c.check(
+        liveness.get("path") == "/healthz" and liveness.get("port") in ("http", listen_port),
+        "livenessProbe is GET /healthz on the http port",
+    )
+    c.check(
+        all(k in gateway.get("resources", {}).get(part, {}) for part in ("requests", "limits") for k in ("cpu", "memory")),
+        "the gateway has cpu and memory requests and limits",
+    )
+    c.check(
+        bool(pod.get("topologySpreadConstraints") or pod.get("affinity", {}).get("podAntiAffinity")),
+        "replicas are spread (topologySpreadConstraints or podAntiAffinity)",
+    )
+    for constraint in pod.get("topologySpreadConstraints", []):
+        c.check(
+            selects(constraint["labelSelector"]["matchLabels"], pod_labels),
+            f"the {constraint['topologyKey']} spread constraint selects the gateway's pods",
+        )
+
+    # Variables that would override the file at run time go into --check-config too.
+    overrides = [
+        f"{e['name']}={e['value']}"
+        for e in gateway.get("env", [])
+        if e["name"].startswith("ATTRGATE__") and "value" in e
+    ]
+    c.check(
+        all("value" in e for e in gateway.get("env", []) if e["name"].startswith("ATTRGATE__")),
+        "every ATTRGATE__ override in the Deployment is a literal (so --check-config sees it)",
+    )
+    (out / "overrides.env").write_text("".join(o + "\0" for o in overrides), encoding="utf-8")
+
+    # Today's attrgate has no Redis key; the Redis example must not pretend otherwise.
+    c.check("redis" not in yaml.safe_dump(config).lower(), "no key of attrgate.yaml refers to Redis")
+
+    (out / "attrgate.yaml").write_text(config_text, encoding="utf-8")
+    (out / "policy.yaml").write_text(policy_map["data"][policy_path.name], encoding="utf-8")
+    (out / "negative-top-level.yaml").write_text(
+        config_text.rstrip("\n") + f"\n{NEGATIVE_KEY}: true\n", encoding="utf-8"
+    )
+    nested = yaml.safe_load(config_text)
+    nested["audit"][NEGATIVE_KEY] = True
+    (out / "negative-nested.yaml").write_text(yaml.safe_dump(nested), encoding="utf-8")
+    return pod_labels
+
+
+def check_routing(c, objects, pod_labels, service_monitor):
+    service = one(objects, "Service", "attrgate")
+    spec = service["spec"]
+    c.check(spec.get("type", "ClusterIP") == "ClusterIP", "the Service is a ClusterIP")
+    c.check(selects(spec["selector"], pod_labels), "the Service selects the gateway's pods")
+    http = [p for p in spec["ports"] if p.get("name") == "http"]
+    c.check(
+        len(http) == 1 and http[0]["port"] == 80 and http[0]["targetPort"] in ("http", 8080),
+        "the Service maps port 80 (named http) to the container's http port",
+    )
+    pdb = one(objects, "PodDisruptionBudget", "attrgate")
+    c.check(
+        selects(pdb["spec"]["selector"]["matchLabels"], pod_labels),
+        "the PodDisruptionBudget selects the gateway's pods",
+    )
+    c.check(
+        pdb["spec"].get("maxUnavailable") == 1 or pdb["spec"].get("minAvailable") == 2,
+        "the PodDisruptionBudget keeps 2 of 3 replicas",
+    )
+    redis_pods = [
+        o for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "redis"
+    ]
+    c.check(
+        all(not selects(spec["selector"], d["spec"]["template"]["metadata"]["labels"]) for d in redis_pods),
+        "the attrgate Service does not select the Redis example's pods",
+    )
+    spec = service_monitor["spec"]
+    c.check(
+        selects(spec["selector"]["matchLabels"], service["metadata"]["labels"])
+        and all(e.get("port") == "http" and e.get("path") == "/metrics" for e in spec["endpoints"]),
+        "the ServiceMonitor scrapes /metrics on the attrgate Service's http port",
+    )
+
+
+def main():
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    directory, out = Path(sys.argv[1]), Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    c = Checks()
+
+    kustomization = load_documents(directory / "kustomization.yaml")[0]
+    check_files(c, directory, kustomization)
+    objects = []
+    for name in kustomization["resources"]:
+        objects += load_documents(directory / name)
+    secrets = load_documents(directory / "secret.yaml")
+    service_monitor = load_documents(directory / "servicemonitor.yaml")[0]
+
+    schema_files = sorted(
+        p.name for p in directory.glob("*.yaml") if p.name not in NOT_SCHEMA_VALIDATED
+    )
+    documents = sum(len(load_documents(directory / name)) for name in schema_files)
+    (out / "manifest-files").write_text("\n".join(schema_files) + "\n", encoding="utf-8")
+    (out / "manifest-documents").write_text(f"{documents}\n", encoding="utf-8")
+
+    check_namespaces(c, objects + secrets + [service_monitor])
+    pod_labels = check_gateway(c, objects, secrets, out)
+    check_routing(c, objects, pod_labels, service_monitor)
+
+    print(f"cross-checks: {c.passed} passed, {c.failed} failed")
+    return 1 if c.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
