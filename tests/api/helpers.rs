@@ -325,6 +325,9 @@ pub(crate) struct Options {
     pub extra_config: String,
     /// YAML lines added under `cognito:` (indented by two spaces).
     pub cognito_extra: String,
+    /// The JWKS server answers errors from the start (as if down), and the app is
+    /// returned without waiting for it to be ready.
+    pub jwks_down: bool,
     pub audit_path: Option<PathBuf>,
 }
 
@@ -337,6 +340,7 @@ impl Default for Options {
             validate_schema: true,
             extra_config: String::new(),
             cognito_extra: String::new(),
+            jwks_down: false,
             audit_path: None,
         }
     }
@@ -355,6 +359,7 @@ pub(crate) async fn spawn_app() -> TestApp {
 pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
     let signing_key = rsa_key("issuer-a-rsa.pem");
     let jwks = JwksServer::start(vec![jwk(&signing_key, Algorithm::RS256, PRIMARY_KID)]).await;
+    jwks.failing.store(options.jwks_down, Ordering::SeqCst);
     let audit_path = options
         .audit_path
         .unwrap_or_else(|| temp_dir().join("audit.jsonl"));
@@ -432,7 +437,9 @@ audit:
         batch_issuer,
         signing_key,
     };
-    app.wait_until_ready().await;
+    if !options.jwks_down {
+        app.wait_until_ready().await;
+    }
     app
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod checkpoints;
 mod crash;
+mod faults;
 mod hardening;
 mod helpers;
 mod logs;
