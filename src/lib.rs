@@ -9,6 +9,9 @@ pub mod openapi;
 pub mod policy;
 pub mod startup;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 mod attribute;
 mod cognito;
 mod error;

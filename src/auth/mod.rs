@@ -9,6 +9,8 @@ mod verifier;
 pub(crate) use extractor::request_id;
 pub(crate) use jwks::REFETCH_INTERVAL;
 pub(crate) use verifier::Verifier;
+#[cfg(feature = "fuzzing")]
+pub(crate) use verifier::{caller_facts, preflight};
 
 use std::collections::BTreeMap;
 

@@ -93,11 +93,8 @@ impl Verifier {
     }
 
     pub(crate) async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        reject_critical_extensions(token)?;
-        let unverified: Value = jsonwebtoken::dangerous::insecure_decode_claims(token)
-            .map_err(|_| AuthError::Malformed)?;
-        self.check_times(&unverified)?;
+        let (header, unverified) =
+            preflight(token, self.leeway_seconds, self.max_lifetime_seconds)?;
         let iss = unverified
             .get("iss")
             .and_then(Value::as_str)
@@ -140,12 +137,12 @@ impl Verifier {
             .and_then(Value::as_str)
             .filter(|sub| !sub.is_empty())
             .ok_or(AuthError::MissingClaim("sub"))?;
-        let roles = roles(&claims, &issuer.roles_claim)?;
+        let (roles, named) = caller_facts(&claims, &issuer.roles_claim, &issuer.claims)?;
         Ok(Caller {
             iss: issuer.name.clone(),
             sub: sub.to_owned(),
             roles,
-            claims: named_claims(&claims, &issuer.claims),
+            claims: named,
         })
     }
 }
@@ -181,30 +178,65 @@ fn key_source(
     )))
 }
 
-impl Verifier {
-    /// `exp` and `iat` must be numbers when present; `iat` may not be in the future
-    /// (beyond the leeway), and `exp` may not be further away than the lifetime limit.
-    fn check_times(&self, claims: &Value) -> Result<(), AuthError> {
-        let now = jsonwebtoken::get_current_timestamp();
-        let number = |name: &'static str| match claims.get(name) {
-            None => Ok(None),
-            Some(value) => value.as_f64().map(Some).ok_or(AuthError::NotANumber(name)),
-        };
-        #[allow(clippy::cast_precision_loss)] // seconds since the epoch fit an f64 exactly
-        let (now, leeway, lifetime) = (
-            now as f64,
-            self.leeway_seconds as f64,
-            self.max_lifetime_seconds as f64,
-        );
-        if number("iat")?.is_some_and(|iat| iat > now + leeway) {
-            return Err(AuthError::IssuedInFuture);
-        }
-        if number("exp")?.is_some_and(|exp| exp > now + lifetime + leeway) {
-            return Err(AuthError::LifetimeTooLong);
-        }
-        number("nbf")?;
-        Ok(())
+/// Everything done with a token before its signature is checked: the header, `crit`,
+/// the claims as JSON, and their times. Fuzzed (`fuzz/fuzz_targets/jwt_preflight.rs`).
+///
+/// # Errors
+/// The token is malformed, names a critical extension, or has bad times.
+pub(crate) fn preflight(
+    token: &str,
+    leeway_seconds: u64,
+    max_lifetime_seconds: u64,
+) -> Result<(jsonwebtoken::Header, Value), AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+    reject_critical_extensions(token)?;
+    let unverified: Value =
+        jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| AuthError::Malformed)?;
+    check_times(&unverified, leeway_seconds, max_lifetime_seconds)?;
+    Ok((header, unverified))
+}
+
+/// A caller's named claims: name to its string values.
+type NamedClaims = BTreeMap<String, Vec<String>>;
+
+/// The roles and named claims a token's (not yet verified) claims would give.
+///
+/// # Errors
+/// The roles claim has another shape than a string or an array of strings.
+pub(crate) fn caller_facts(
+    claims: &Value,
+    roles_claim: &str,
+    names: &[(String, String)],
+) -> Result<(Vec<String>, NamedClaims), AuthError> {
+    Ok((roles(claims, roles_claim)?, named_claims(claims, names)))
+}
+
+/// `exp` and `iat` must be numbers when present; `iat` may not be in the future
+/// (beyond the leeway), and `exp` may not be further away than the lifetime limit.
+fn check_times(
+    claims: &Value,
+    leeway_seconds: u64,
+    max_lifetime_seconds: u64,
+) -> Result<(), AuthError> {
+    let now = jsonwebtoken::get_current_timestamp();
+    let number = |name: &'static str| match claims.get(name) {
+        None => Ok(None),
+        Some(value) => value.as_f64().map(Some).ok_or(AuthError::NotANumber(name)),
+    };
+    #[allow(clippy::cast_precision_loss)] // seconds since the epoch fit an f64 exactly
+    let (now, leeway, lifetime) = (
+        now as f64,
+        leeway_seconds as f64,
+        max_lifetime_seconds as f64,
+    );
+    if number("iat")?.is_some_and(|iat| iat > now + leeway) {
+        return Err(AuthError::IssuedInFuture);
     }
+    if number("exp")?.is_some_and(|exp| exp > now + lifetime + leeway) {
+        return Err(AuthError::LifetimeTooLong);
+    }
+    number("nbf")?;
+    Ok(())
 }
 
 /// RFC 7515 §4.1.11: a `crit` header names extensions that must be understood; attrgate

@@ -15,13 +15,26 @@ use crate::wire::Problem;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PermissionsQuery {
-    /// The user pool to ask about (roles may be scoped to pools by `pools` globs).
-    #[param(example = "us-east-1_AbC123")]
+    /// The user pool to ask about (roles may be scoped to pools by `pools` globs), as in
+    /// `updateUserAttributes`: `<region>_<id>`, at most 55 characters, the part before
+    /// the `_` shaped like an AWS region name. Anything else, or a region outside the
+    /// config's `cognito.allowed_regions`, is a 422.
+    #[param(
+        example = "us-east-1_AbC123",
+        max_length = 55,
+        pattern = r"^(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)-(?:north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]{1,2}_[0-9A-Za-z]+$"
+    )]
     pub(crate) pool_id: String,
     /// A user of the pool: roles with `target` conditions are then evaluated for this
     /// user (as an update would: attrgate reads the user's attributes, and groups when a
     /// condition names groups). Without it, such roles are listed as `conditional`.
-    #[param(example = "ann")]
+    /// 1 to 128 characters, no control characters; anything else is a 422.
+    #[param(
+        example = "ann",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
     pub(crate) username: Option<String>,
 }
 

@@ -67,7 +67,36 @@ pub(crate) struct UpdateAttributesRequest {
 fn attribute_map_schema() -> utoipa::openapi::Object {
     use utoipa::openapi::{ObjectBuilder, Type};
 
+    use crate::attribute::{NAME_PREFIXES, STANDARD_ATTRIBUTES};
     use crate::input::{MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
+
+    // The name rule of `attribute::check_name` as a pattern: a standard name, or a prefix
+    // and 1 or more characters (up to the length limit) that are neither control
+    // characters nor whitespace. The class lists exactly the characters for which
+    // `char::is_control` (Unicode Cc) or `char::is_whitespace` (Unicode White_Space)
+    // holds; `\uXXXX` escapes mean the same in ECMA-262, Python and Rust regexes.
+    const NOT_SPACE_OR_CONTROL: &str =
+        r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+    let prefixed = NAME_PREFIXES.map(|prefix| {
+        let room = MAX_NAME_CHARS - prefix.chars().count();
+        format!("{prefix}{NOT_SPACE_OR_CONTROL}{{1,{room}}}")
+    });
+    let name_pattern = format!(
+        "^(?:{}|{})$",
+        STANDARD_ATTRIBUTES.join("|"),
+        prefixed.join("|")
+    );
+    // The values `input::check_value` holds to a fixed form (`email`'s rule is the
+    // `validator` crate's, which no pattern states exactly: it stays in the description).
+    let flag = |what: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(format!(
+                "`\"true\"` marks the {what} verified, `\"false\"` unverified; nothing else \
+                 (not even an empty string) is accepted."
+            )))
+            .enum_values(Some(["true", "false"]))
+    };
 
     ObjectBuilder::new()
         .schema_type(Type::Object)
@@ -85,8 +114,20 @@ fn attribute_map_schema() -> utoipa::openapi::Object {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
-                .max_length(Some(MAX_NAME_CHARS)),
+                .max_length(Some(MAX_NAME_CHARS))
+                .pattern(Some(name_pattern)),
         ))
+        .property("email_verified", flag("email"))
+        .property("phone_number_verified", flag("phone number"))
+        .property(
+            "phone_number",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "E.164: `+` and 1 to 15 digits; an empty string deletes the attribute.",
+                ))
+                .pattern(Some(r"^(?:\+[0-9]{1,15})?$")),
+        )
         .additional_properties(Some(
             ObjectBuilder::new()
                 .schema_type(Type::String)

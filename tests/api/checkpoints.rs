@@ -54,6 +54,13 @@ struct Signed {
     checkpoints: PathBuf,
 }
 
+impl Signed {
+    /// `audit verify` of the gateway's own log, with its checkpoints and key.
+    fn verify_own_log(&self) -> Output {
+        verify(&[&self.gateway.audit], &self.checkpoints, &self.public_key)
+    }
+}
+
 /// A gateway process that signs a checkpoint every `every` records, as replica `replica`.
 async fn signed_gateway(every: u64, replica: &str, key: Option<(String, PathBuf)>) -> Signed {
     let dir = temp_dir();
@@ -142,11 +149,7 @@ async fn a_clean_log_verifies_with_its_checkpoints_and_a_clean_shutdown_signs_th
 
     // Act
     signed.gateway.stop();
-    let output = verify(
-        &[&signed.gateway.audit],
-        &signed.checkpoints,
-        &signed.public_key,
-    );
+    let output = signed.verify_own_log();
 
     // Assert
     let shown = text(&output);
@@ -314,11 +317,7 @@ async fn a_crash_between_checkpoints_still_verifies_and_reports_the_records_not_
 
     // Act
     signed.gateway.kill_9();
-    let output = verify(
-        &[&signed.gateway.audit],
-        &signed.checkpoints,
-        &signed.public_key,
-    );
+    let output = signed.verify_own_log();
 
     // Assert
     let shown = text(&output);

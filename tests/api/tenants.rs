@@ -354,9 +354,8 @@ async fn tenant_stub() -> (String, Calls) {
     (url, calls)
 }
 
-#[tokio::test]
-async fn a_caller_with_no_role_in_the_pool_causes_no_read_of_the_target_user() {
-    // Arrange
+/// The app on the tenant policy in front of `tenant_stub`, with the calls it records.
+async fn stub_app() -> (TestApp, Calls) {
     let (endpoint, calls) = tenant_stub().await;
     let app = spawn_app_with(Options {
         policy_file: tenant_policy(),
@@ -365,6 +364,13 @@ async fn a_caller_with_no_role_in_the_pool_causes_no_read_of_the_target_user() {
         ..Options::default()
     })
     .await;
+    (app, calls)
+}
+
+#[tokio::test]
+async fn a_caller_with_no_role_in_the_pool_causes_no_read_of_the_target_user() {
+    // Arrange
+    let (app, calls) = stub_app().await;
 
     // Act
     let elsewhere = patch_user(
@@ -399,14 +405,7 @@ async fn a_caller_with_no_role_in_the_pool_causes_no_read_of_the_target_user() {
 #[tokio::test]
 async fn a_conditional_role_reads_the_user_and_its_groups_once_before_the_update() {
     // Arrange
-    let (endpoint, calls) = tenant_stub().await;
-    let app = spawn_app_with(Options {
-        policy_file: tenant_policy(),
-        cognito_endpoint: Some(endpoint),
-        validate_schema: false,
-        ..Options::default()
-    })
-    .await;
+    let (app, calls) = stub_app().await;
 
     // Act
     let answer = patch_user(

@@ -1,0 +1,6 @@
+//! Fuzz target: `attrgate::fuzzing::policy_loader` must not panic on any input.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| attrgate::fuzzing::policy_loader(data));
