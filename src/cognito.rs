@@ -153,6 +153,21 @@ impl CognitoDirectory {
         self
     }
 
+    /// Takes one call from the budget, or refuses with the wait.
+    fn spend(&self, category: Category, pool: &PoolId) -> Result<(), DirectoryError> {
+        match &self.quota {
+            Some(quota) => quota
+                .take(category, self.region_of(pool))
+                .map_err(|retry_after_secs| {
+                    local_error(
+                        DirectoryErrorKind::OverBudget { retry_after_secs },
+                        "quota_exhausted",
+                    )
+                }),
+            None => Ok(()),
+        }
+    }
+
     /// Runs one Cognito call if the budget allows it, and records how long it took and
     /// how it ended.
     async fn timed<T>(
@@ -161,14 +176,7 @@ impl CognitoDirectory {
         (category, pool): (Category, &PoolId),
         call: impl Future<Output = Result<T, DirectoryError>>,
     ) -> Result<T, DirectoryError> {
-        if let Some(quota) = &self.quota
-            && let Err(retry_after_secs) = quota.take(category, self.region_of(pool))
-        {
-            return Err(local_error(
-                DirectoryErrorKind::OverBudget { retry_after_secs },
-                "quota_exhausted",
-            ));
-        }
+        self.spend(category, pool)?;
         let started = Instant::now();
         let result = call.await;
         if let Some(seconds) = &self.seconds {
@@ -279,7 +287,11 @@ impl UserReader for CognitoDirectory {
         Box::pin(self.timed("AdminListGroupsForUser", budget, async move {
             let mut groups = Vec::new();
             let mut next_token = None;
-            for _ in 0..MAX_GROUP_PAGES {
+            for page in 0..MAX_GROUP_PAGES {
+                // The first page was paid for by `timed`; every further one is a call too.
+                if page > 0 {
+                    self.spend(Category::UserRead, pool_id)?;
+                }
                 let output = self
                     .client_for(pool_id)
                     .admin_list_groups_for_user()

@@ -29,9 +29,25 @@ static REGION: LazyLock<Regex> = LazyLock::new(|| {
 static E164: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^\+[0-9]{1,15}$").expect("static regex"));
 
-/// A query string into `Q`; the error names the parameter, never its value.
-pub(crate) fn parse_query<Q: serde::de::DeserializeOwned>(query: &str) -> Result<Q, String> {
-    serde_urlencoded::from_str(query).map_err(|error| format!("Query deserialize error: {error}"))
+/// A query string into `Q`; the error never quotes what was sent. `takes` names the
+/// operation's parameters, for the message.
+pub(crate) fn parse_query<Q: serde::de::DeserializeOwned>(
+    query: &str,
+    takes: &str,
+) -> Result<Q, String> {
+    serde_urlencoded::from_str(query).map_err(|error| {
+        // serde's messages quote what was sent (an unknown name may be a token): only
+        // the names of the operation's own parameters are ever repeated.
+        let text = error.to_string();
+        let what = if text.starts_with("unknown field") {
+            format!("unknown parameter; this operation takes {takes}")
+        } else if text.starts_with("missing field") {
+            text
+        } else {
+            format!("a parameter has an invalid value; this operation takes {takes}")
+        };
+        format!("Query deserialize error: {what}")
+    })
 }
 
 /// A user pool id such as `us-east-1_AbC123`.

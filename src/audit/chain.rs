@@ -212,10 +212,18 @@ impl ChainVerifier {
             .get("seq")
             .and_then(Value::as_u64)
             .ok_or_else(|| fail("no seq field".into()))?;
-        if let Some(last) = self.last_seq
-            && seq != last + 1
-        {
-            return Err(fail(format!("seq {seq} does not follow {last}")));
+        match self.last_seq {
+            Some(last) if seq != last + 1 => {
+                return Err(fail(format!("seq {seq} does not follow {last}")));
+            }
+            // A chain that starts at the genesis hash starts at seq 0: a log replaced by
+            // one numbered past the last checkpoint must not pass as its continuation.
+            None if self.prev == GENESIS_HASH && seq != 0 => {
+                return Err(fail(format!(
+                    "the first record of the chain has seq {seq}, not 0: records before it are missing or the log was replaced"
+                )));
+            }
+            _ => {}
         }
         if digest(&record) != claimed {
             return Err(fail(

@@ -105,16 +105,35 @@ pub(super) fn spawn(config: CheckpointConfig) -> Result<Sender<Note>, AuditError
         std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
     }
     let file = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .open(&config.path)
         .map_err(|e| open_error(e.to_string()))?;
+    cut_torn_tail(&file).map_err(|e| open_error(e.to_string()))?;
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("audit-checkpoint".into())
         .spawn(move || CheckpointThread::new(config, file).run(&receiver))
         .map_err(|e| open_error(e.to_string()))?;
     Ok(sender)
+}
+
+/// A checkpoint line cut short (a crash or a full disk mid-write) is removed, so the
+/// next checkpoint starts on a line of its own.
+fn cut_torn_tail(file: &File) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    (&*file).read_to_end(&mut text)?;
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        let keep = text
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |at| at + 1);
+        file.set_len(keep as u64)?;
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The checkpoint thread's state.
@@ -183,10 +202,17 @@ impl CheckpointThread {
             time: now_rfc3339(),
         };
         let line = checkpoint.signed_line(&self.config.key);
+        let before = self.file.metadata().map(|m| m.len());
         let written = self
             .file
             .write_all(format!("{line}\n").as_bytes())
             .and_then(|()| self.file.sync_data());
+        if written.is_err()
+            && let Ok(len) = before
+        {
+            // Leave no partial line behind for the next checkpoint to be glued onto.
+            let _ = self.file.set_len(len);
+        }
         match written {
             Ok(()) => {
                 tracing::info!(target: "attrgate::audit::checkpoint", checkpoint = %line, "audit checkpoint");
@@ -396,6 +422,41 @@ mod tests {
 
         // Assert
         assert!(error.contains("does not verify"), "{error}");
+    }
+
+    #[test]
+    fn a_checkpoint_line_cut_short_is_removed_when_the_signer_starts() {
+        // Arrange
+        let good = checkpoint(1, "aa").signed_line(&key());
+        let path = file_with(std::slice::from_ref(&good));
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"event\":\"checkp");
+        std::fs::write(&path, text).unwrap();
+
+        // Act
+        let sender = spawn(CheckpointConfig {
+            path: path.clone(),
+            key: key(),
+            replica: "r1".into(),
+            every_records: 1,
+            every_seconds: 3600,
+        })
+        .unwrap();
+        sender
+            .send(Note::Head(Head {
+                seq: 2,
+                hash: "bb".into(),
+                file: "audit.jsonl".into(),
+            }))
+            .unwrap();
+        let (done, wait) = tokio::sync::oneshot::channel();
+        sender.send(Note::Flush(done)).unwrap();
+        wait.blocking_recv().unwrap();
+
+        // Assert
+        let checkpoints = read_checkpoints(&path, &key().verifying_key()).unwrap();
+        let seqs: Vec<u64> = checkpoints.by_replica["r1"].keys().copied().collect();
+        assert_eq!(seqs, [1, 2]);
     }
 
     #[test]

@@ -20,9 +20,10 @@ pub(crate) struct ReplicaFiles {
     pub(crate) files: Vec<PathBuf>,
 }
 
-/// Groups log files by the replica their first record names, each group ordered by the
-/// `seq` of its first record (so rotated files may be given in any order). Empty files
-/// are left out.
+/// Groups log files by the replica their newest records name (records from before
+/// replicas were named carry none, and may start a file that a named replica goes on
+/// writing), each group ordered by the `seq` of its first record, so rotated files may
+/// be given in any order. Empty files are left out.
 ///
 /// # Errors
 /// A file cannot be read, or its first line is not a record.
@@ -36,7 +37,7 @@ pub(crate) fn group_by_replica(files: &[PathBuf]) -> Result<Vec<ReplicaFiles>, S
             .map_err(|_| format!("{}:1: not a JSON record", path.display()))?;
         let seq = record.get("seq").and_then(Value::as_u64).unwrap_or(0);
         groups
-            .entry(replica_of(&record).to_owned())
+            .entry(newest_replica(path)?)
             .or_default()
             .push((seq, path.clone()));
     }
@@ -50,6 +51,28 @@ pub(crate) fn group_by_replica(files: &[PathBuf]) -> Result<Vec<ReplicaFiles>, S
             }
         })
         .collect())
+}
+
+/// The replica that the newest record naming one names (`""` if none does).
+fn newest_replica(path: &Path) -> Result<String, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?
+        .len();
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(len.saturating_sub(1 << 20)))
+        .and_then(|_| file.read_to_end(&mut tail))
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    Ok(String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .map(|record| replica_of(&record).to_owned())
+        .find(|replica| !replica.is_empty())
+        .unwrap_or_default())
 }
 
 fn first_line(path: &Path) -> Result<Option<String>, String> {
@@ -104,14 +127,28 @@ pub(crate) fn verify_logs(
     let signed = checkpoints
         .map(|check| read_checkpoints(check.path, check.key))
         .transpose()?;
+    let groups = group_by_replica(files)?;
+    let checkpoint_file = checkpoints.map_or(Path::new(""), |check| check.path);
+    if let Some(signed) = &signed {
+        for (replica, signed_seqs) in &signed.by_replica {
+            if let Some((&seq, (_, line))) = signed_seqs.last_key_value()
+                && !groups.iter().any(|group| &group.replica == replica)
+            {
+                return Err(format!(
+                    "{}:{line}: checkpoint seq {seq} of replica {}: no record of this replica is in the files given: the log was emptied or replaced, or its files were left out",
+                    checkpoint_file.display(),
+                    display_replica(replica)
+                ));
+            }
+        }
+    }
     let mut reports = Vec::new();
-    for group in group_by_replica(files)? {
+    for group in groups {
         let ours = signed
             .as_ref()
             .and_then(|signed| signed.by_replica.get(&group.replica))
             .cloned()
             .unwrap_or_default();
-        let checkpoint_file = checkpoints.map_or(Path::new(""), |check| check.path);
         let mut read = ChainReader::new(&group, true);
         read.each(|verified| {
             check_record(
@@ -189,8 +226,19 @@ impl<'a> ChainReader<'a> {
             }
             let verifier = &mut self.verifier;
             let mut outcome = Ok(());
+            let replica = &self.group.replica;
             let result = for_each_line(path, |line, number, torn| {
                 let verified = verifier.push(line, number, torn)?;
+                let named = replica_of(&verified.record);
+                if !named.is_empty() && named != replica {
+                    return Err(VerifyError {
+                        line: number,
+                        message: format!(
+                            "the record names replica {named}, but the file belongs to replica {}: logs of two gateways were mixed",
+                            display_replica(replica)
+                        ),
+                    });
+                }
                 if let Err(message) = each(&verified) {
                     outcome = Err(message);
                     return Err(VerifyError {

@@ -61,7 +61,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         (status = 401, description = "The token is missing or invalid.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "With `username`, when a role's conditions had to be evaluated: the user or the pool does not exist.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`pool_id` or `username` is malformed.", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "With `username`: Cognito throttled the read of the user's facts. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The caller's own rate limit (as for updates), or, with `username`, Cognito or attrgate's budget throttled the read of the user's facts. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "With `username`: Cognito failed to answer the read of the user's facts.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The token issuer's keys are not fetched yet; retry shortly.", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "With `username`: Cognito did not answer the read in time.", body = Problem, content_type = "application/problem+json"),
@@ -73,8 +73,13 @@ pub(crate) async fn get_permissions(
     req: HttpRequest,
     service: web::Data<UpdateService>,
 ) -> Result<HttpResponse, ApiError> {
-    let query =
-        parse_query::<PermissionsQuery>(req.query_string()).map_err(ApiError::permissions_query)?;
+    let query = parse_query::<PermissionsQuery>(req.query_string(), "`pool_id` and `username`")
+        .map_err(ApiError::permissions_query)?;
+    // Reading a user's facts costs Cognito's read budget: the caller's own limit applies.
+    service
+        .limiter
+        .check(&caller.iss, &caller.sub)
+        .map_err(ApiError::caller_throttled)?;
     let pool = PoolId::parse(&query.pool_id)
         .and_then(|pool| service.regions.check(&pool).map(|()| pool))
         .map_err(ApiError::invalid_pool_id)?;

@@ -195,7 +195,7 @@ pub(super) async fn parse<B>(
 where
     B: Future<Output = Result<Vec<u8>, BodyError>>,
 {
-    let query = parse_query::<UpdateQuery>(raw.query)
+    let query = parse_query::<UpdateQuery>(raw.query, "`dry_run`")
         .map_err(|message| Refused::invalid(Invalid::Query(message), Known::default()))?;
     let known = Known {
         dry_run: query.dry_run,

@@ -214,6 +214,16 @@ async fn a_tail_cut_after_a_checkpoint_fails_naming_the_checkpoint() {
 /// Recomputes `hash` and `prev_hash` of every record, as a forger who can write the
 /// file would, so that the chain alone verifies again.
 fn reseal(records: &mut [Value]) {
+    reseal_from(records, None);
+}
+
+/// As `reseal`, and renumbers the records from `first_seq` when given.
+fn reseal_from(records: &mut [Value], first_seq: Option<u64>) {
+    if let Some(first) = first_seq {
+        for (offset, record) in (0u64..).zip(records.iter_mut()) {
+            record["seq"] = json!(first + offset);
+        }
+    }
     let mut prev = "0".repeat(64);
     for record in records {
         let object = record.as_object_mut().unwrap();
@@ -260,6 +270,53 @@ async fn a_record_rewritten_before_a_checkpoint_fails_even_when_the_chain_is_res
         "{shown}"
     );
     assert!(shown.contains("rewritten"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_log_replaced_by_records_numbered_past_the_last_checkpoint_fails() {
+    // Arrange: the forger writes a whole new chain, numbered after every checkpoint.
+    let mut signed = signed_gateway(2, "r-replaced", None).await;
+    updates(&signed.gateway, 2).await;
+    signed.gateway.stop();
+    let mut records: Vec<Value> = lines(&signed.gateway.audit)
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    reseal_from(&mut records, Some(100));
+    let replaced = temp_dir().join("replaced.jsonl");
+    write_lines(
+        &replaced,
+        &records.iter().map(Value::to_string).collect::<Vec<_>>(),
+    );
+
+    // Act
+    let output = verify(&[&replaced], &signed.checkpoints, &signed.public_key);
+
+    // Assert
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    assert!(shown.contains("has seq 100, not 0"), "{shown}");
+}
+
+#[tokio::test]
+async fn an_emptied_log_or_one_without_its_replica_fails_against_its_checkpoints() {
+    // Arrange
+    let mut signed = signed_gateway(2, "r-emptied", None).await;
+    updates(&signed.gateway, 1).await;
+    signed.gateway.stop();
+    let emptied = temp_dir().join("emptied.jsonl");
+    std::fs::write(&emptied, "").unwrap();
+
+    // Act
+    let output = verify(&[&emptied], &signed.checkpoints, &signed.public_key);
+
+    // Assert
+    let shown = text(&output);
+    assert!(!output.status.success(), "{shown}");
+    assert!(
+        shown.contains("replica r-emptied: no record of this replica"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
