@@ -156,95 +156,104 @@ pub(crate) fn parse_cases(source: &str) -> Result<CaseFile, PolicyError> {
     }
     let mut names = HashSet::new();
     for case in &raw.cases.value {
-        let name = &case.name.value;
-        if name.trim().is_empty() {
-            errors.push(PolicyDiagnostic::at(
-                &case.name,
-                "a case name may not be empty",
-            ));
-        } else if !names.insert(name.as_str()) {
-            errors.push(PolicyDiagnostic::at(
-                &case.name,
-                format!("duplicate case name {name:?}"),
-            ));
-        }
-        if case.pool.value.is_empty() {
-            errors.push(PolicyDiagnostic::at(
-                &case.pool,
-                format!("case {name:?}: pool may not be empty"),
-            ));
-        }
-        if case.attributes.value.is_empty() {
-            errors.push(PolicyDiagnostic::at(
-                &case.attributes,
-                format!("case {name:?}: attributes must name at least one attribute"),
-            ));
-        }
-        if let Some(denied) = &case.denied {
-            let contradiction = match case.expect.value {
-                Expect::Allow => (!denied.value.is_empty())
-                    .then_some("expect: allow cannot list denied attributes"),
-                Expect::Deny => denied
-                    .value
-                    .is_empty()
-                    .then_some("expect: deny needs at least one denied attribute"),
-            };
-            if let Some(contradiction) = contradiction {
-                errors.push(PolicyDiagnostic::at(
-                    denied,
-                    format!("case {name:?}: {contradiction}"),
-                ));
-            }
-            if let Some(stray) = denied
-                .value
-                .iter()
-                .map(ExpectedDenial::attribute)
-                .find(|a| !case.attributes.value.contains_key(*a))
-            {
-                errors.push(PolicyDiagnostic::at(
-                    denied,
-                    format!(
-                        "case {name:?}: denied lists {stray:?}, which is not among its attributes"
-                    ),
-                ));
-            }
-        }
+        check_case(case, &mut names, &mut errors);
     }
     if !errors.is_empty() {
         return Err(PolicyError {
             diagnostics: errors,
         });
     }
-    let cases = raw
-        .cases
-        .value
-        .into_iter()
-        .map(|case| Case {
-            line: PolicyDiagnostic::line_of(&case.name),
-            name: case.name.value,
-            roles: case.roles,
-            pool: case.pool.value,
-            attributes: case.attributes.value,
-            claims: case
-                .claims
-                .into_iter()
-                .map(|(name, value)| {
-                    let values = match value {
-                        ClaimValue::One(one) => vec![one],
-                        ClaimValue::Many(many) => many,
-                    };
-                    (name, values)
-                })
-                .collect(),
-            target: case.target.map(|target| TargetFacts {
-                attributes: target.attributes,
-                groups: target.groups,
-            }),
-            expect: case.expect.value,
-            denied: case.denied.map(|denied| denied.value),
-        })
-        .collect();
+    let cases = raw.cases.value.into_iter().map(into_case).collect();
     Ok(CaseFile { cases })
+}
+
+/// Every problem of one case: an empty or duplicate name, an empty pool or attribute
+/// map, and a `denied` list that contradicts `expect` or names another attribute.
+fn check_case<'a>(
+    case: &'a RawCase,
+    names: &mut HashSet<&'a str>,
+    errors: &mut Vec<PolicyDiagnostic>,
+) {
+    let name = &case.name.value;
+    if name.trim().is_empty() {
+        errors.push(PolicyDiagnostic::at(
+            &case.name,
+            "a case name may not be empty",
+        ));
+    } else if !names.insert(name.as_str()) {
+        errors.push(PolicyDiagnostic::at(
+            &case.name,
+            format!("duplicate case name {name:?}"),
+        ));
+    }
+    if case.pool.value.is_empty() {
+        errors.push(PolicyDiagnostic::at(
+            &case.pool,
+            format!("case {name:?}: pool may not be empty"),
+        ));
+    }
+    if case.attributes.value.is_empty() {
+        errors.push(PolicyDiagnostic::at(
+            &case.attributes,
+            format!("case {name:?}: attributes must name at least one attribute"),
+        ));
+    }
+    if let Some(denied) = &case.denied {
+        let contradiction = match case.expect.value {
+            Expect::Allow => {
+                (!denied.value.is_empty()).then_some("expect: allow cannot list denied attributes")
+            }
+            Expect::Deny => denied
+                .value
+                .is_empty()
+                .then_some("expect: deny needs at least one denied attribute"),
+        };
+        if let Some(contradiction) = contradiction {
+            errors.push(PolicyDiagnostic::at(
+                denied,
+                format!("case {name:?}: {contradiction}"),
+            ));
+        }
+        if let Some(stray) = denied
+            .value
+            .iter()
+            .map(ExpectedDenial::attribute)
+            .find(|a| !case.attributes.value.contains_key(*a))
+        {
+            errors.push(PolicyDiagnostic::at(
+                denied,
+                format!("case {name:?}: denied lists {stray:?}, which is not among its attributes"),
+            ));
+        }
+    }
+}
+
+/// A checked raw case as `run_cases` takes it.
+fn into_case(case: RawCase) -> Case {
+    Case {
+        line: PolicyDiagnostic::line_of(&case.name),
+        name: case.name.value,
+        roles: case.roles,
+        pool: case.pool.value,
+        attributes: case.attributes.value,
+        claims: case
+            .claims
+            .into_iter()
+            .map(|(name, value)| {
+                let values = match value {
+                    ClaimValue::One(one) => vec![one],
+                    ClaimValue::Many(many) => many,
+                };
+                (name, values)
+            })
+            .collect(),
+        target: case.target.map(|target| TargetFacts {
+            attributes: target.attributes,
+            groups: target.groups,
+        }),
+        expect: case.expect.value,
+        denied: case.denied.map(|denied| denied.value),
+    }
 }
 
 /// Runs every case against `policy`, in file order.

@@ -330,31 +330,7 @@ impl Compiler {
         let attribute = key.value.as_str();
         let context = format!("role {role}, constraint on {attribute:?}");
         let errors_before = self.errors.len();
-        let target_problem = if attribute.is_empty() {
-            Some("an attribute name may not be empty".to_owned())
-        } else if attribute.contains('*') {
-            Some("constraint keys are exact attribute names, not globs".to_owned())
-        } else if attribute == IMMUTABLE_ATTRIBUTE {
-            Some("sub is never writable, so it cannot be constrained".to_owned())
-        } else if let Some(verifiable) = Verifiable::from_flag(attribute) {
-            Some(format!(
-                "{attribute} is granted only by `verify: [{}]`, and constraints apply only to update grants",
-                verifiable.attribute()
-            ))
-        } else if !update.iter().any(|glob| glob.value.matches(attribute)) {
-            let literals = update
-                .iter()
-                .filter(|glob| glob.value.is_literal())
-                .map(|glob| glob.value.as_str());
-            let hint = suggest(attribute, literals)
-                .map(|candidate| format!(" (did you mean `{candidate}`?)"))
-                .unwrap_or_default();
-            Some(format!(
-                "role {role} cannot update {attribute}{hint}: no update glob of the role matches it, so the constraint would never apply"
-            ))
-        } else {
-            None
-        };
+        let target_problem = constraint_key_problem(role, attribute, update);
         if let Some(problem) = target_problem {
             self.errors
                 .push(PolicyDiagnostic::at(key, format!("{context}: {problem}")));
@@ -504,6 +480,36 @@ impl Compiler {
             key,
             format!("role {role}: the constraint on {attribute:?} never applies: {why}"),
         ));
+    }
+}
+
+/// What is wrong with a constraint's key: not an exact, writable attribute that one of
+/// the role's own `update` globs grants.
+fn constraint_key_problem(role: &str, attribute: &str, update: &[Spanned<Glob>]) -> Option<String> {
+    if attribute.is_empty() {
+        Some("an attribute name may not be empty".to_owned())
+    } else if attribute.contains('*') {
+        Some("constraint keys are exact attribute names, not globs".to_owned())
+    } else if attribute == IMMUTABLE_ATTRIBUTE {
+        Some("sub is never writable, so it cannot be constrained".to_owned())
+    } else if let Some(verifiable) = Verifiable::from_flag(attribute) {
+        Some(format!(
+            "{attribute} is granted only by `verify: [{}]`, and constraints apply only to update grants",
+            verifiable.attribute()
+        ))
+    } else if !update.iter().any(|glob| glob.value.matches(attribute)) {
+        let literals = update
+            .iter()
+            .filter(|glob| glob.value.is_literal())
+            .map(|glob| glob.value.as_str());
+        let hint = suggest(attribute, literals)
+            .map(|candidate| format!(" (did you mean `{candidate}`?)"))
+            .unwrap_or_default();
+        Some(format!(
+            "role {role} cannot update {attribute}{hint}: no update glob of the role matches it, so the constraint would never apply"
+        ))
+    } else {
+        None
     }
 }
 

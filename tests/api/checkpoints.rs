@@ -211,21 +211,20 @@ async fn a_tail_cut_after_a_checkpoint_fails_naming_the_checkpoint() {
     assert!(shown.contains("cut off"), "{shown}");
 }
 
-/// Recomputes `hash` and `prev_hash` of every record, as a forger who can write the
-/// file would, so that the chain alone verifies again.
-fn reseal(records: &mut [Value]) {
-    reseal_from(records, None);
-}
-
-/// As `reseal`, and renumbers the records from `first_seq` when given.
-fn reseal_from(records: &mut [Value], first_seq: Option<u64>) {
-    if let Some(first) = first_seq {
-        for (offset, record) in (0u64..).zip(records.iter_mut()) {
+/// A copy of `log` as a forger who can write the file makes it: the records edited by
+/// `edit`, renumbered from `first_seq` when given, and `hash`/`prev_hash` recomputed so
+/// that the chain alone verifies again.
+fn forged_copy(log: &Path, first_seq: Option<u64>, edit: impl FnOnce(&mut [Value])) -> PathBuf {
+    let mut records: Vec<Value> = lines(log)
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    edit(&mut records);
+    let mut prev = "0".repeat(64);
+    for (offset, record) in (0u64..).zip(records.iter_mut()) {
+        if let Some(first) = first_seq {
             record["seq"] = json!(first + offset);
         }
-    }
-    let mut prev = "0".repeat(64);
-    for record in records {
         let object = record.as_object_mut().unwrap();
         object.remove("hash");
         object.insert("prev_hash".into(), prev.clone().into());
@@ -233,6 +232,12 @@ fn reseal_from(records: &mut [Value], first_seq: Option<u64>) {
         object.insert("hash".into(), hash.clone().into());
         prev = hash;
     }
+    let copy = temp_dir().join("forged.jsonl");
+    write_lines(
+        &copy,
+        &records.iter().map(Value::to_string).collect::<Vec<_>>(),
+    );
+    copy
 }
 
 #[tokio::test]
@@ -241,17 +246,9 @@ async fn a_record_rewritten_before_a_checkpoint_fails_even_when_the_chain_is_res
     let mut signed = signed_gateway(2, "r-rewrite", None).await;
     updates(&signed.gateway, 2).await;
     signed.gateway.stop();
-    let mut records: Vec<Value> = lines(&signed.gateway.audit)
-        .iter()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    records[1]["outcome"] = json!("denied");
-    reseal(&mut records);
-    let rewritten = temp_dir().join("rewritten.jsonl");
-    write_lines(
-        &rewritten,
-        &records.iter().map(Value::to_string).collect::<Vec<_>>(),
-    );
+    let rewritten = forged_copy(&signed.gateway.audit, None, |records| {
+        records[1]["outcome"] = json!("denied");
+    });
 
     // Act
     let plain = attrgate(&["audit", "verify", path(&rewritten)]);
@@ -278,16 +275,7 @@ async fn a_log_replaced_by_records_numbered_past_the_last_checkpoint_fails() {
     let mut signed = signed_gateway(2, "r-replaced", None).await;
     updates(&signed.gateway, 2).await;
     signed.gateway.stop();
-    let mut records: Vec<Value> = lines(&signed.gateway.audit)
-        .iter()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    reseal_from(&mut records, Some(100));
-    let replaced = temp_dir().join("replaced.jsonl");
-    write_lines(
-        &replaced,
-        &records.iter().map(Value::to_string).collect::<Vec<_>>(),
-    );
+    let replaced = forged_copy(&signed.gateway.audit, Some(100), |_| {});
 
     // Act
     let output = verify(&[&replaced], &signed.checkpoints, &signed.public_key);
