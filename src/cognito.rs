@@ -154,16 +154,19 @@ impl CognitoDirectory {
     }
 
     /// Takes one call from the budget, or refuses with the wait.
-    fn spend(&self, category: Category, pool: &PoolId) -> Result<(), DirectoryError> {
+    async fn spend(&self, category: Category, pool: &PoolId) -> Result<(), DirectoryError> {
         match &self.quota {
-            Some(quota) => quota
-                .take(category, self.region_of(pool))
-                .map_err(|retry_after_secs| {
-                    local_error(
-                        DirectoryErrorKind::OverBudget { retry_after_secs },
-                        "quota_exhausted",
-                    )
-                }),
+            Some(quota) => {
+                quota
+                    .take(category, self.region_of(pool))
+                    .await
+                    .map_err(|retry_after_secs| {
+                        local_error(
+                            DirectoryErrorKind::OverBudget { retry_after_secs },
+                            "quota_exhausted",
+                        )
+                    })
+            }
             None => Ok(()),
         }
     }
@@ -176,7 +179,7 @@ impl CognitoDirectory {
         (category, pool): (Category, &PoolId),
         call: impl Future<Output = Result<T, DirectoryError>>,
     ) -> Result<T, DirectoryError> {
-        self.spend(category, pool)?;
+        self.spend(category, pool).await?;
         let started = Instant::now();
         let result = call.await;
         if let Some(seconds) = &self.seconds {
@@ -290,7 +293,7 @@ impl UserReader for CognitoDirectory {
             for page in 0..MAX_GROUP_PAGES {
                 // The first page was paid for by `timed`; every further one is a call too.
                 if page > 0 {
-                    self.spend(Category::UserRead, pool_id)?;
+                    self.spend(Category::UserRead, pool_id).await?;
                 }
                 let output = self
                     .client_for(pool_id)

@@ -87,6 +87,7 @@ impl CognitoSettings {
                     .into(),
             );
         }
+        check_redis_url("cognito.quota.redis_url", quota.redis_url.as_deref())?;
         if self.allowed_regions.as_ref().is_some_and(Vec::is_empty) {
             return Err("cognito.allowed_regions, when set, must list a region".into());
         }
@@ -226,9 +227,13 @@ pub struct QuotaSettings {
     /// The bucket holds this many seconds of rate.
     #[serde(default = "default_burst_seconds")]
     pub burst_seconds: f64,
-    /// How many gateways share the budget: each keeps rate / replicas.
+    /// How many gateways share the budget: each keeps rate / replicas, without
+    /// `redis_url` and while Redis does not answer.
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// One budget in Redis (or Valkey) shared by every replica: `redis://host:port/db`.
+    #[serde(default)]
+    pub redis_url: Option<String>,
 }
 
 impl Default for QuotaSettings {
@@ -238,6 +243,7 @@ impl Default for QuotaSettings {
             user_read_per_second: default_user_read_per_second(),
             burst_seconds: default_burst_seconds(),
             replicas: default_replicas(),
+            redis_url: None,
         }
     }
 }
@@ -264,6 +270,11 @@ pub struct RateLimitSettings {
     pub per_caller_per_second: u32,
     #[serde(default = "default_burst")]
     pub burst: u32,
+    /// Share each caller's limit across replicas through Redis (may be the same URL as
+    /// `cognito.quota.redis_url`). While Redis does not answer, each replica allows
+    /// the rate / `cognito.quota.replicas`.
+    #[serde(default)]
+    pub redis_url: Option<String>,
 }
 
 impl Default for RateLimitSettings {
@@ -271,8 +282,28 @@ impl Default for RateLimitSettings {
         Self {
             per_caller_per_second: default_per_second(),
             burst: default_burst(),
+            redis_url: None,
         }
     }
+}
+
+/// A plain `redis://` URL with a host; this build has no TLS for Redis (`rediss://`).
+fn check_redis_url(key: &str, url: Option<&str>) -> Result<(), String> {
+    let Some(url) = url else { return Ok(()) };
+    let rest = url.strip_prefix("redis://").ok_or_else(|| {
+        format!(
+            "{key} must start with redis:// (rediss:// is not supported: put Redis on a private network or behind a TLS sidecar)"
+        )
+    })?;
+    let host = rest.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with('/') || host.starts_with(':') {
+        return Err(format!(
+            "{key} must name a host, as in redis://127.0.0.1:6379/0"
+        ));
+    }
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| format!("{key} is not a valid Redis URL: {e}"))
 }
 
 fn default_max_body_bytes() -> usize {
@@ -392,6 +423,11 @@ impl Settings {
         }
         if self.rate_limit.per_caller_per_second > 0 && self.rate_limit.burst == 0 {
             return invalid("rate_limit.burst must be at least 1 when the limit is on".into());
+        }
+        if let Err(message) =
+            check_redis_url("rate_limit.redis_url", self.rate_limit.redis_url.as_deref())
+        {
+            return invalid(message);
         }
         self.audit.validate().map_err(ConfigError::Invalid)?;
         if self.audit.hmac_key_env.trim().is_empty() {
@@ -596,6 +632,41 @@ audit:
 
         assert!(!off.cognito.validate_schema);
         assert!(zero.to_string().contains("schema_ttl_seconds"), "{zero}");
+    }
+
+    #[test]
+    fn redis_urls_load_and_anything_but_a_plain_redis_url_with_a_host_is_refused() {
+        let set = |key: &str, url: &str| load(MINIMAL, &[(key, url)]);
+        let quota = "ATTRGATE__COGNITO__QUOTA__REDIS_URL";
+        let limit = "ATTRGATE__RATE_LIMIT__REDIS_URL";
+
+        let shared = set(quota, "redis://10.0.0.5:6379/2").unwrap();
+        let with_password = set(limit, "redis://:secret@redis.internal:6379").unwrap();
+        let errors: Vec<String> = [
+            (quota, "rediss://redis.internal:6380"),
+            (quota, "http://redis.internal"),
+            (limit, "redis://"),
+            (limit, "redis://:6379"),
+        ]
+        .iter()
+        .map(|(key, url)| set(key, url).unwrap_err().to_string())
+        .collect();
+
+        assert_eq!(
+            shared.cognito.quota.redis_url.as_deref(),
+            Some("redis://10.0.0.5:6379/2")
+        );
+        assert!(with_password.rate_limit.redis_url.is_some());
+        assert!(
+            errors[0].contains("rediss:// is not supported"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("cognito.quota.redis_url must start with redis://"));
+        assert!(
+            errors[2].contains("rate_limit.redis_url must name a host"),
+            "{errors:?}"
+        );
+        assert!(errors[3].contains("must name a host"), "{errors:?}");
     }
 
     #[test]

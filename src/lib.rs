@@ -25,6 +25,7 @@ mod quota;
 mod routes;
 mod schema;
 mod schema_cache;
+mod shared_budget;
 mod suggest;
 mod telemetry;
 mod update;

@@ -20,6 +20,7 @@ pub(crate) struct Metrics {
     pub policy_reload_failures: IntCounter,
     pub(crate) quota_tokens: IntGaugeVec,
     pub(crate) quota_refusals: IntCounterVec,
+    pub(crate) quota_backend: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -116,6 +117,11 @@ impl Metrics {
                 "attrgate_quota_refusals_total",
                 "Cognito calls refused by this gateway's own budget (answered 429), by category",
                 &["category"],
+            ),
+            quota_backend: r.gauges(
+                "attrgate_quota_backend",
+                "Which Cognito budget this gateway draws from (value 1): local, shared (Redis) or local-fallback (Redis does not answer)",
+                &["mode"],
             ),
             registry: r.0,
         }

@@ -33,6 +33,7 @@ use crate::policy_source::{LoadError, PolicySource};
 use crate::quota::{QuotaGuard, QuotaMetrics};
 use crate::routes;
 use crate::schema_cache::SchemaCache;
+use crate::shared_budget::{Mode, QuotaStatus, SharedBudget};
 use crate::update::UpdateService;
 
 /// How often every JWKS is fetched again, to pick up rotated keys before they are used.
@@ -50,6 +51,8 @@ pub enum StartupError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     AuditKey(#[from] KeyError),
+    #[error("Redis: {0}")]
+    Redis(String),
     #[error("failed to build the HTTP client for JWKS: {0}")]
     Http(String),
     #[error("failed to listen on {address}: {source}")]
@@ -109,16 +112,15 @@ impl Dependencies {
             REFETCH_INTERVAL,
             |name| secrets(name).map(SecretString::from),
         )?);
+        let Budgets {
+            quota,
+            limiter,
+            status,
+        } = Budgets::build(settings, &metrics)?;
         let cognito = Arc::new(
             CognitoDirectory::new(aws, settings.cognito.clone())
                 .timed_by(metrics.cognito_seconds.clone())
-                .budgeted(QuotaGuard::new(
-                    &settings.cognito.quota,
-                    Some(QuotaMetrics {
-                        tokens: metrics.quota_tokens.clone(),
-                        refusals: metrics.quota_refusals.clone(),
-                    }),
-                )),
+                .budgeted(quota),
         );
         let schemas = settings.cognito.validate_schema.then(|| {
             SchemaCache::new(
@@ -134,10 +136,7 @@ impl Dependencies {
             schemas,
             hasher,
             metrics: metrics.clone(),
-            limiter: RateLimiter::new(
-                settings.rate_limit.per_caller_per_second,
-                settings.rate_limit.burst,
-            ),
+            limiter,
             max_body_bytes: settings.max_body_bytes,
             regions: Regions {
                 fixed: settings.cognito.region.clone(),
@@ -150,6 +149,7 @@ impl Dependencies {
             verifier,
             metrics: web::Data::from(metrics),
             updates,
+            quota: web::Data::new(status),
         };
         Ok(Self { routes, reloader })
     }
@@ -199,6 +199,61 @@ impl Application {
     }
 }
 
+/// The Cognito budget and the per-caller limit, shared through Redis when configured.
+struct Budgets {
+    quota: QuotaGuard,
+    limiter: RateLimiter,
+    status: QuotaStatus,
+}
+
+impl Budgets {
+    fn build(settings: &Settings, metrics: &Metrics) -> Result<Self, StartupError> {
+        let quota_settings = &settings.cognito.quota;
+        let mut quota = QuotaGuard::new(
+            quota_settings,
+            Some(QuotaMetrics {
+                tokens: metrics.quota_tokens.clone(),
+                refusals: metrics.quota_refusals.clone(),
+            }),
+        );
+        let connect = |url: &str, gauge| {
+            let shared = Arc::new(SharedBudget::connect(url, gauge).map_err(StartupError::Redis)?);
+            shared.spawn_probe();
+            Ok::<_, StartupError>(shared)
+        };
+        let shared_quota = match &quota_settings.redis_url {
+            Some(url) => Some(connect(url, Some(metrics.quota_backend.clone()))?),
+            None => {
+                for mode in Mode::ALL {
+                    metrics
+                        .quota_backend
+                        .with_label_values(&[mode.label()])
+                        .set(i64::from(mode == Mode::Local));
+                }
+                None
+            }
+        };
+        if let Some(shared) = &shared_quota {
+            quota = quota.shared(shared.clone());
+        }
+        let limit = &settings.rate_limit;
+        let mut limiter = RateLimiter::new(limit.per_caller_per_second, limit.burst);
+        if let Some(url) = &limit.redis_url {
+            // The same Redis as the quota's shares its connection.
+            let shared = match &shared_quota {
+                Some(shared) if quota_settings.redis_url.as_deref() == Some(url) => shared.clone(),
+                _ => connect(url, None)?,
+            };
+            limiter = limiter.shared(shared, quota_settings.replicas);
+        }
+        Ok(Self {
+            quota,
+            limiter,
+            status: QuotaStatus::new(shared_quota),
+        })
+    }
+}
+
 /// The replica name and, when configured, the checkpoint signer of the audit writer.
 fn writer_options(
     settings: &Settings,
@@ -239,6 +294,7 @@ struct Routes {
     verifier: web::Data<Verifier>,
     metrics: web::Data<Metrics>,
     updates: web::Data<UpdateService>,
+    quota: web::Data<QuotaStatus>,
 }
 
 /// Starts the HTTP server on `listener` with every route and the middleware.
@@ -254,6 +310,7 @@ fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<Server> {
             .app_data(routes.verifier)
             .app_data(routes.metrics)
             .app_data(routes.updates)
+            .app_data(routes.quota)
             .configure(routes::configure)
             .service(
                 SwaggerUi::new("/docs/{_:.*}")

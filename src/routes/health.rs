@@ -8,6 +8,7 @@ use crate::audit::AuditLog;
 use crate::auth::Verifier;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
+use crate::shared_budget::QuotaStatus;
 
 /// Whether this instance can take requests, and why not.
 #[derive(Debug, Serialize, ToSchema)]
@@ -21,6 +22,11 @@ pub(crate) struct Readiness {
     pub(crate) audit_writable: bool,
     /// Every configured issuer's signing keys have been fetched at least once.
     pub(crate) issuer_keys_fetched: bool,
+    /// Which Cognito budget this replica draws from: `local` (no `redis_url`), `shared`
+    /// (Redis), or `local-fallback` (Redis does not answer; this replica keeps rate /
+    /// replicas). A fallback does not make the replica unready.
+    #[schema(example = "shared")]
+    pub(crate) quota: String,
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -60,12 +66,14 @@ pub(crate) async fn readyz(
     policy: web::Data<PolicySource>,
     audit: web::Data<AuditLog>,
     verifier: web::Data<Verifier>,
+    quota: web::Data<QuotaStatus>,
 ) -> HttpResponse {
     let readiness = Readiness {
         status: String::new(),
         policy_revision: policy.current().revision().to_owned(),
         audit_writable: audit.check_writable().await,
         issuer_keys_fetched: verifier.keys_ready(),
+        quota: quota.mode().label().to_owned(),
     };
     // The policy is always loaded: start-up fails without one, and a reload that fails
     // keeps the previous one.

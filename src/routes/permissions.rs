@@ -79,6 +79,7 @@ pub(crate) async fn get_permissions(
     service
         .limiter
         .check(&caller.iss, &caller.sub)
+        .await
         .map_err(ApiError::caller_throttled)?;
     let pool = PoolId::parse(&query.pool_id)
         .and_then(|pool| service.regions.check(&pool).map(|()| pool))

@@ -132,6 +132,7 @@ impl UpdateService {
     {
         self.limiter
             .check(&facts.who.caller.iss, &facts.who.caller.sub)
+            .await
             .map_err(|retry_after_secs| Refused::bare(Refusal::Throttled { retry_after_secs }))?;
         let target = Target {
             pool_id: facts.who.pool_id,

@@ -7,6 +7,7 @@ mod auth;
 mod checkpoints;
 mod crash;
 mod faults;
+mod fleet;
 mod hardening;
 mod helpers;
 mod logs;

@@ -92,43 +92,8 @@ impl Gateway {
 
     /// Starts the binary (again) on the same config, audit log and log file.
     pub(crate) async fn restart(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_attrgate"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("TEST_AUDIT_KEY", AUDIT_KEY)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("RUST_LOG", "info")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start attrgate serve");
-        self.child = Some(child);
-        self.wait_ready().await;
-    }
-
-    async fn wait_ready(&self) {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = http
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            if matches!(ready, Ok(200)) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "gateway not ready: {ready:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.child = Some(spawn_serve(&self.config, &self.log, &self.env));
+        wait_ready(&self.base).await;
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -141,20 +106,8 @@ impl Gateway {
 
     /// SIGTERM, as an orchestrator stops a pod: the server drains, then exits.
     pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .expect("send SIGTERM");
-            assert!(status.success());
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() {
-                assert!(
-                    Instant::now() < deadline,
-                    "the gateway did not stop on SIGTERM"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -172,6 +125,63 @@ impl Gateway {
 
     pub(crate) fn audit_path(&self) -> &Path {
         &self.audit
+    }
+}
+
+/// `attrgate serve --config CONFIG`, its log appended to `log`, with test credentials.
+pub(crate) fn spawn_serve(config: &Path, log: &Path, env: &[(String, String)]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_attrgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("TEST_AUDIT_KEY", AUDIT_KEY)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start attrgate serve")
+}
+
+/// Waits (up to 30 s) until `base`/readyz answers 200.
+pub(crate) async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if matches!(ready, Ok(200)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "gateway not ready: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGTERM, then waits (up to 30 s) for the process to exit.
+pub(crate) fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the process did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
