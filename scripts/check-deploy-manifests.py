@@ -5,7 +5,8 @@ that the objects fit each other and fit attrgate: the config file the Deployment
 passes is the one the config ConfigMap holds, the policy file named in it is a key
 of the policy ConfigMap mounted as a directory where it says, the audit log is on
 the audit volume, the Secret provides the HMAC key variable, the Service and the
-PodDisruptionBudget select the gateway's pods, and so on.
+PodDisruptionBudget select the gateway's pods, both redis_url keys point at the
+Redis Service and cognito.quota.replicas is the Deployment's replica count, and so on.
 
 It also extracts what scripts/test-deploy hands to the attrgate binary, into OUT:
   attrgate.yaml               the config file, verbatim from configmap-config.yaml
@@ -25,6 +26,7 @@ Prints one line per check ("ok: ..." or "FAIL: ...") and a closing
 
 import sys
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -38,6 +40,8 @@ NOT_IN_KUSTOMIZATION = {
 # Objects with no schema in kubernetes-validate (CRDs, kustomize's own file).
 NOT_SCHEMA_VALIDATED = {"kustomization.yaml", "servicemonitor.yaml"}
 NEGATIVE_KEY = "not_a_real_attrgate_key"
+# The label value (app.kubernetes.io/component) of redis.yaml's objects.
+REDIS_COMPONENT = "quota-store"
 
 
 class Checks:
@@ -258,8 +262,7 @@ def check_gateway(c, objects, secrets, out):
     )
     (out / "overrides.env").write_text("".join(o + "\0" for o in overrides), encoding="utf-8")
 
-    # Today's attrgate has no Redis key; the Redis example must not pretend otherwise.
-    c.check("redis" not in yaml.safe_dump(config).lower(), "no key of attrgate.yaml refers to Redis")
+    check_redis(c, objects, config, deployment, pod_labels)
 
     (out / "attrgate.yaml").write_text(config_text, encoding="utf-8")
     (out / "policy.yaml").write_text(policy_map["data"][policy_path.name], encoding="utf-8")
@@ -270,6 +273,119 @@ def check_gateway(c, objects, secrets, out):
     nested["audit"][NEGATIVE_KEY] = True
     (out / "negative-nested.yaml").write_text(yaml.safe_dump(nested), encoding="utf-8")
     return pod_labels
+
+
+def service_hosts(service):
+    """The DNS names a pod may use for a Service in another or the same namespace."""
+    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
+    return {f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"}
+
+
+def check_redis(c, objects, config, deployment, pod_labels):
+    """The shared Cognito budget and the per-caller limits: both redis_url keys point at
+    the Redis Service, and the local share while Redis is down divides by the real
+    number of replicas."""
+    quota = (config.get("cognito") or {}).get("quota") or {}
+    limit = config.get("rate_limit") or {}
+    urls = {
+        "cognito.quota.redis_url": quota.get("redis_url"),
+        "rate_limit.redis_url": limit.get("redis_url"),
+    }
+    replicas = deployment["spec"].get("replicas")
+    c.check(
+        quota.get("replicas") == replicas,
+        f"cognito.quota.replicas ({quota.get('replicas')}) equals the attrgate Deployment's "
+        f"spec.replicas ({replicas}), the share each keeps while Redis does not answer",
+    )
+    for key, url in urls.items():
+        parts = urlsplit(url) if isinstance(url, str) else None
+        c.check(
+            parts is not None and parts.scheme == "redis" and parts.password is None,
+            f"{key} is a redis:// URL without a password (no secret in the ConfigMap)",
+            f"it is {url!r}",
+        )
+    c.check(
+        len(set(urls.values())) == 1,
+        "cognito.quota.redis_url and rate_limit.redis_url are the same URL (one connection)",
+        f"they are {sorted(map(str, urls.values()))}",
+    )
+
+    # redis.yaml's objects are labelled as the quota store.
+    services = [
+        o for o in objects
+        if o["kind"] == "Service"
+        and o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == REDIS_COMPONENT
+    ]
+    if not services:
+        # redis.yaml replaced by a managed Redis: nothing in the manifests to check against.
+        print(f"note: no Service labelled component={REDIS_COMPONENT} (redis.yaml) in the "
+              "manifests, a managed Redis?: the redis_url hosts are not cross-checked")
+        return
+    c.check(len(services) == 1, f"one Redis Service (component={REDIS_COMPONENT})")
+    service = services[0]
+    ports = {p["port"] for p in service["spec"]["ports"]}
+    for key, url in urls.items():
+        parts = urlsplit(url) if isinstance(url, str) else None
+        host = parts.hostname if parts else None
+        port = (parts.port or 6379) if parts else None
+        c.check(
+            host in service_hosts(service) and port in ports,
+            f"{key} points at the Redis Service (redis.yaml): "
+            f"{sorted(service_hosts(service))[0]}, port {sorted(ports)}",
+            f"it names {host}:{port}",
+        )
+    redis_pods = [
+        o for o in objects
+        if o["kind"] in ("Deployment", "StatefulSet")
+        and selects(service["spec"]["selector"], o["spec"]["template"]["metadata"]["labels"])
+    ]
+    if len(redis_pods) != 1:
+        raise SystemExit(f"FAIL: the Redis Service must select the pods of exactly one "
+                         f"Deployment or StatefulSet, found {len(redis_pods)}")
+    redis = redis_pods[0]
+    redis_labels = redis["spec"]["template"]["metadata"]["labels"]
+    container_ports = {
+        key: p["containerPort"]
+        for ct in redis["spec"]["template"]["spec"]["containers"]
+        for p in ct.get("ports", [])
+        for key in (p.get("name"), p["containerPort"])
+        if key is not None
+    }
+    c.check(
+        all(p.get("targetPort", p["port"]) in container_ports for p in service["spec"]["ports"]),
+        f"the Redis Service targets the container port of {redis['kind']}/{redis['metadata']['name']}",
+    )
+    c.check(
+        not selects(service["spec"]["selector"], pod_labels),
+        "the Redis Service does not select the gateway's pods",
+    )
+    # It has no password: its NetworkPolicy is the only thing keeping others out.
+    policies = [
+        o for o in objects
+        if o["kind"] == "NetworkPolicy"
+        and selects(o["spec"]["podSelector"].get("matchLabels", {}), redis_labels)
+    ]
+    admitted = [
+        rule
+        for policy in policies
+        if "Ingress" in policy["spec"].get("policyTypes", ["Ingress"])
+        for rule in policy["spec"].get("ingress", [])
+    ]
+    redis_port = sorted(set(container_ports.values()))
+    c.check(
+        bool(admitted)
+        and all(
+            rule.get("from")
+            and all(
+                set(peer) == {"podSelector"}
+                and selects(peer["podSelector"].get("matchLabels", {}), pod_labels)
+                for peer in rule["from"]
+            )
+            and all(p.get("port") in container_ports for p in rule.get("ports", [{}]))
+            for rule in admitted
+        ),
+        f"a NetworkPolicy admits only the gateway's pods to the Redis pods (port {redis_port})",
+    )
 
 
 def check_routing(c, objects, pod_labels, service_monitor):
