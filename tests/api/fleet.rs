@@ -450,11 +450,12 @@ async fn three_replicas_share_one_cognito_budget_through_redis_fall_back_to_thei
         );
         assert_only_allowed_or_throttled(answers, phase);
     }
-    // The budget is used, not just respected: at least 70% of it with Redis (arrivals
-    // every 1/60 s against a call every 1/20 s and a burst of one lose some of it).
+    // The budget is used, not just respected: at least half of it with Redis (arrivals
+    // every 1/60 s against a call every 1/20 s and a burst of one lose some of it, and
+    // more when the machine is busy with other tests).
     let admitted: usize = shared_rates.iter().sum();
     assert!(
-        admitted >= BUDGET * 10 * 7 / 10,
+        admitted >= BUDGET * 10 / 2,
         "only {admitted} updates in 10 s"
     );
     let answered_200: usize = [&shared, &outage, &back]
