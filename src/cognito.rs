@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::config::Region;
+use aws_sdk_cognitoidentityprovider::config::{Region, StalledStreamProtectionConfig};
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::operation::RequestId;
 use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserError as GetUserError;
@@ -202,7 +202,10 @@ impl CognitoDirectory {
             .build();
         let mut config = aws_sdk_cognitoidentityprovider::config::Builder::from(&self.base)
             .region(Region::new(region.clone()))
-            .timeout_config(timeouts);
+            .timeout_config(timeouts)
+            // The operation timeout bounds a stalled call; the SDK's own throughput
+            // check on every body costs more CPU per call than it adds here.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
         if let Some(url) = &self.settings.endpoint_url {
             config = config.endpoint_url(url);
         }

@@ -1,42 +1,83 @@
 //! The middleware every answer passes through: the request's tracing span (its target
 //! without query values), the `X-Request-Id` header and the request id inside problem
-//! bodies, one access log line, and the request counter.
+//! bodies, one access log line (the only log line of a request that ends well or is
+//! refused), and the request counter.
 //! Depends on `error` and `metrics`; nothing in the request path depends on it.
 
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::Payload;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage, web};
+use futures_util::{Stream, StreamExt};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+use tracing_actix_web::{RequestId, RootSpanBuilder};
 
-use crate::auth::request_id;
+use crate::auth::{TokenRefused, request_id};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::routes::RoutePattern;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Runs the request, then stamps its id on the answer, logs it, and counts it.
+/// The most of an unread request body read after the answer, so that the connection can
+/// be kept; past it, or past `DRAIN_TIME`, the connection closes instead.
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Runs the request, reads what the handler left of its body (a refusal before the body
+/// is read would otherwise close the connection, and the client would pay for a new
+/// one), then stamps the request id on the answer, logs it, and counts it.
 pub(crate) async fn edge(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = method_label(req.method());
+    let body = Rc::new(RefCell::new(req.take_payload()));
+    let shared: Pin<Box<dyn Stream<Item = _>>> = Box::pin(SharedBody(body.clone()));
+    req.set_payload(Payload::from(shared));
     let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".into());
+    let rest = Payload::take(&mut body.borrow_mut());
+    drain(rest).await;
+    let request = res.request();
+    // Our resources name their pattern; anything else (Swagger UI) is matched again.
+    let other;
+    let route = match request.app_data::<RoutePattern>() {
+        Some(RoutePattern(pattern)) => *pattern,
+        None => {
+            other = request.match_pattern();
+            other.as_deref().unwrap_or("unmatched")
+        }
+    };
     let status = res.status();
-    // One access line per request, inside its span (so it carries the request_id).
-    tracing::info!(%route, %method, status = status.as_u16(), "request handled");
+    let target = redacted_target(request.uri());
+    // One access line per request, inside its span (so it carries the request_id); a
+    // refused token's reason is on it rather than on a line of its own.
+    let refused = request.extensions().get::<TokenRefused>().copied();
+    match refused {
+        Some(TokenRefused(reason)) => tracing::info!(
+            %method, %route, %target, status = status.as_u16(), token_refused = reason,
+            "request handled"
+        ),
+        None => tracing::info!(
+            %method, %route, %target, status = status.as_u16(), "request handled"
+        ),
+    }
     if let Some(metrics) = metrics {
         metrics
             .http_requests
-            .with_label_values(&[route.as_str(), method, status.as_str()])
+            .with_label_values(&[route, method, status.as_str()])
             .inc();
     }
     let id = request_id(res.request());
@@ -45,6 +86,32 @@ pub(crate) async fn edge(
         res.headers_mut().insert(X_REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// The request body, reachable from `edge` while the handler reads it.
+struct SharedBody(Rc<RefCell<Payload>>);
+
+impl Stream for SharedBody {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.borrow_mut().poll_next_unpin(cx)
+    }
+}
+
+/// Reads and drops what is left of a body: at most `DRAIN_LIMIT` bytes, for at most
+/// `DRAIN_TIME`.
+async fn drain(mut rest: Payload) {
+    let read = async {
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = rest.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_LIMIT {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// A problem body is written without the request id (`ApiError` does not know it):
@@ -64,38 +131,25 @@ fn with_request_id_in_problem(
     }
 }
 
-/// The root span of every request, as tracing-actix-web's default but without what a
-/// client may put secrets in: the target is the path and the query's parameter names
-/// (`?access_token&dry_run`), never their values; no user agent.
+/// The root span of every request: its request id, and nothing else, so that every line
+/// logged inside the request carries the id at little cost (each line parses the span's
+/// fields again). The method, route, target and status are on the access line, where
+/// the target is the path and the query's parameter names (`?access_token&dry_run`),
+/// never their values; no user agent. Nothing is recorded into the span afterwards, nor
+/// a second line written for an error answer.
 pub(crate) struct RedactedRootSpan;
 
 impl RootSpanBuilder for RedactedRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
         let request_id = request
             .extensions()
             .get::<RequestId>()
             .map(ToString::to_string)
             .unwrap_or_default();
-        tracing::info_span!(
-            "HTTP request",
-            http.method = %method_label(request.method()),
-            http.route = %route,
-            http.target = %redacted_target(request.uri()),
-            http.status_code = tracing::field::Empty,
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            request_id = %request_id,
-            exception.message = tracing::field::Empty,
-            exception.details = tracing::field::Empty,
-        )
+        tracing::info_span!("HTTP request", request_id = %request_id)
     }
 
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
-    }
+    fn on_request_end<B: MessageBody>(_span: Span, _outcome: &Result<ServiceResponse<B>, Error>) {}
 }
 
 /// The path, and the query's parameter names only. A name that does not look like a

@@ -2,6 +2,7 @@
 //! no whitespace) without its `hash` field; `prev_hash` is the hash of the record before,
 //! or `GENESIS_HASH` for the first. Verification is pure over lines of text.
 
+use std::fmt::Write as _;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -68,7 +69,14 @@ impl Prepared {
             if index > 0 {
                 text.push(',');
             }
-            text.push_str(&Value::String(key.clone()).to_string());
+            if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                // Nothing to escape: written as is, without a copy.
+                text.push('"');
+                text.push_str(key);
+                text.push('"');
+            } else {
+                text.push_str(&Value::String(key.clone()).to_string());
+            }
             text.push(':');
             match key.as_str() {
                 "prev_hash" => {
@@ -77,7 +85,8 @@ impl Prepared {
                     text.push('"');
                 }
                 "seq" => seq_at = text.len(),
-                _ => text.push_str(&value.to_string()),
+                // Display writes the JSON straight into `text`.
+                _ => write!(text, "{value}").expect("writing to a String cannot fail"),
             }
         }
         text.push('}');

@@ -12,6 +12,11 @@ use super::{AuthError, Caller, Verifier};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
+/// Why the request's token was refused (`AuthError::label`), in the request's extensions
+/// for the access line.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenRefused(pub(crate) &'static str);
+
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -20,6 +25,7 @@ impl FromRequest for Caller {
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
         let metrics = req.app_data::<web::Data<Metrics>>().cloned();
         let token = bearer_token(req);
+        let req = req.clone();
         Box::pin(async move {
             let verifier = verifier.ok_or(AuthError::KeysUnavailable)?;
             let result = match token {
@@ -34,7 +40,7 @@ impl FromRequest for Caller {
                         .with_label_values(&[error.label()])
                         .inc();
                 }
-                tracing::info!(reason = error.label(), "token refused");
+                req.extensions_mut().insert(TokenRefused(error.label()));
                 ApiError::from(error)
             })
         })

@@ -6,7 +6,7 @@ mod extractor;
 mod jwks;
 mod verifier;
 
-pub(crate) use extractor::request_id;
+pub(crate) use extractor::{TokenRefused, request_id};
 pub(crate) use jwks::REFETCH_INTERVAL;
 pub(crate) use verifier::Verifier;
 #[cfg(feature = "fuzzing")]
