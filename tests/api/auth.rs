@@ -349,3 +349,30 @@ async fn when_a_jwks_refetch_fails_the_cached_keys_stay_in_use() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+#[tokio::test]
+async fn a_refused_token_with_a_body_keeps_the_connection_open_for_the_next_request() {
+    // Arrange: the body is never read by a handler when the token is refused.
+    let app = spawn_app().await;
+
+    // Act
+    let answer = app
+        .patch_raw(
+            Some("not.a.token"),
+            Some("application/json"),
+            BODY.as_bytes().to_vec(),
+        )
+        .await;
+
+    // Assert: the rest of the body was read, so the connection is not closed.
+    answer.assert_problem(401);
+    assert_ne!(
+        answer
+            .headers
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close"),
+        "{:?}",
+        answer.headers
+    );
+}

@@ -62,6 +62,18 @@ async fn logs_are_json_with_request_ids_and_never_contain_tokens_or_values() {
             .all(|l| l["span"]["request_id"].is_string()),
         "{text}"
     );
+    // One line per request: a refused token's reason is on its access line.
+    let refused: Vec<&&Value> = request_lines
+        .iter()
+        .filter(|l| l["fields"]["status"] == 401)
+        .collect();
+    assert_eq!(refused.len(), 1, "{text}");
+    assert_eq!(refused[0]["fields"]["token_refused"], "malformed", "{text}");
+    assert_eq!(
+        refused[0]["fields"]["route"],
+        "/pools/{pool_id}/users/{username}/attributes"
+    );
+    assert!(!text.contains("token refused"), "{text}");
     assert!(text.contains(allowed["request_id"].as_str().unwrap()));
     for leak in [gateway.token.as_str(), secret, denied_secret, "not.a.token"] {
         assert!(!text.contains(leak), "the log contains {leak:?}");
