@@ -146,8 +146,9 @@ def token(issuer, key, alg, roles, kid=None):
 class Fleet:
     """The stub, nginx in front of it, a JWKS server and attrgate."""
 
-    def __init__(self, out):
+    def __init__(self, out, attrgate):
         self.out = out
+        self.attrgate = attrgate
         self.procs = []
         self.ports = {name: free_port() for name in ("stub", "nginx", "jwks", "gate")}
 
@@ -217,7 +218,7 @@ rate_limit:
         env = dict(os.environ, ATTRGATE_BENCH_HS256_SECRET=HS_SECRET, ATTRGATE_AUDIT_HMAC_KEY=AUDIT_KEY,
                    AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
         env.pop("RUST_LOG", None)  # the default log level: one access line per request
-        self.gate = self.spawn([str(ROOT / "target/release/attrgate"), "serve", "--config", str(self.out / "attrgate.yaml")],
+        self.gate = self.spawn([self.attrgate, "serve", "--config", str(self.out / "attrgate.yaml")],
                                "attrgate.log", env=env)
         wait_http(f"http://127.0.0.1:{p['gate']}/readyz")
         wait_port(p["nginx"])
@@ -286,12 +287,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", default="1,64")
     parser.add_argument("--only", default="", help="comma-separated configuration names")
+    parser.add_argument("--attrgate", default=str(ROOT / "target/release/attrgate"),
+                        help="the attrgate binary (to compare builds in the same layout)")
     parser.add_argument("--perf", default="", help="instead: profile attrgate under this configuration with perf")
     args = parser.parse_args()
     out = Path(args.out).resolve()
     args.out = str(out)
     out.mkdir(parents=True, exist_ok=True)
-    fleet = Fleet(out)
+    fleet = Fleet(out, args.attrgate)
     try:
         fleet.start()
         configs = configurations(fleet)
