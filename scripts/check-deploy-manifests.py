@@ -106,6 +106,19 @@ def check_namespaces(c, objects):
     )
 
 
+def mounted_key(c, objects, container, pod, volume, path, what):
+    """Checks that `path` is a key of the ConfigMap mounted (as a directory) at its parent;
+    returns the mount and the ConfigMap."""
+    mount, source = volume_mount(container, pod, volume)
+    config_map = one(objects, "ConfigMap", source["configMap"]["name"])
+    c.check(
+        str(path.parent) == mount["mountPath"] and path.name in config_map.get("data", {}),
+        f"{what} {path} is a key of ConfigMap {config_map['metadata']['name']}, "
+        f"mounted at {mount['mountPath']}",
+    )
+    return mount, config_map
+
+
 def volume_mount(container, pod, volume_name):
     mounts = [m for m in container.get("volumeMounts", []) if m["name"] == volume_name]
     volumes = [v for v in pod.get("volumes", []) if v["name"] == volume_name]
@@ -152,27 +165,13 @@ def check_gateway(c, objects, secrets, out):
     ok = len(args) == 3 and args[:2] == ["serve", "--config"]
     c.check(ok, "the container runs `serve --config FILE`", f"args are {args}")
     config_path = PurePosixPath(args[2] if ok else "/")
-    config_mount, config_volume = volume_mount(gateway, pod, "config")
-    config_map = one(objects, "ConfigMap", config_volume["configMap"]["name"])
-    c.check(
-        str(config_path.parent) == config_mount["mountPath"]
-        and config_path.name in config_map.get("data", {}),
-        f"--config {config_path} is a key of ConfigMap {config_map['metadata']['name']}, "
-        f"mounted at {config_mount['mountPath']}",
-    )
+    config_mount, config_map = mounted_key(c, objects, gateway, pod, "config", config_path, "--config")
     config_text = config_map["data"].get(config_path.name, "")
     config = yaml.safe_load(config_text) or {}
 
     # The policy: policy_file -> a directory mount (no subPath) of the policy ConfigMap.
     policy_path = PurePosixPath(str(config.get("policy_file", "")))
-    policy_mount, policy_volume = volume_mount(gateway, pod, "policy")
-    policy_map = one(objects, "ConfigMap", policy_volume["configMap"]["name"])
-    c.check(
-        str(policy_path.parent) == policy_mount["mountPath"]
-        and policy_path.name in policy_map.get("data", {}),
-        f"policy_file {policy_path} is a key of ConfigMap {policy_map['metadata']['name']}, "
-        f"mounted at {policy_mount['mountPath']}",
-    )
+    policy_mount, policy_map = mounted_key(c, objects, gateway, pod, "policy", policy_path, "policy_file")
     c.check(
         "subPath" not in config_mount and "subPath" not in policy_mount
         and "subPathExpr" not in config_mount and "subPathExpr" not in policy_mount,

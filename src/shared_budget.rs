@@ -12,7 +12,7 @@ use prometheus::IntGaugeVec;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// How long one call to Redis may take before the replica uses its local share.
-pub(crate) const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+const REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often the probe asks Redis whether it answers (`PING`).
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -51,7 +51,7 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    pub(crate) const ALL: [Self; 3] = [Self::Local, Self::Shared, Self::LocalFallback];
+    const ALL: [Self; 3] = [Self::Local, Self::Shared, Self::LocalFallback];
 
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -169,11 +169,7 @@ impl SharedBudget {
 
     fn show(&self, mode: Mode) {
         if let Some(gauge) = &self.mode_gauge {
-            for each in Mode::ALL {
-                gauge
-                    .with_label_values(&[each.label()])
-                    .set(i64::from(each == mode));
-            }
+            show_mode(gauge, mode);
         }
     }
 
@@ -217,8 +213,16 @@ impl SharedBudget {
     }
 }
 
+/// Sets `attrgate_quota_backend{mode}`: 1 for `mode`, 0 for the others.
+pub(crate) fn show_mode(gauge: &IntGaugeVec, mode: Mode) {
+    for each in Mode::ALL {
+        gauge
+            .with_label_values(&[each.label()])
+            .set(i64::from(each == mode));
+    }
+}
+
 /// Which budget the Cognito quota guard draws from, for `/readyz`.
-#[derive(Clone, Default)]
 pub(crate) struct QuotaStatus(Option<Arc<SharedBudget>>);
 
 impl QuotaStatus {

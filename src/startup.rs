@@ -33,7 +33,7 @@ use crate::policy_source::{LoadError, PolicySource};
 use crate::quota::{QuotaGuard, QuotaMetrics};
 use crate::routes;
 use crate::schema_cache::SchemaCache;
-use crate::shared_budget::{Mode, QuotaStatus, SharedBudget};
+use crate::shared_budget::{Mode, QuotaStatus, SharedBudget, show_mode};
 use crate::update::UpdateService;
 
 /// How often every JWKS is fetched again, to pick up rotated keys before they are used.
@@ -246,12 +246,7 @@ impl Budgets {
         let shared_quota = match &quota_settings.redis_url {
             Some(url) => Some(connect(url, Some(metrics.quota_backend.clone()))?),
             None => {
-                for mode in Mode::ALL {
-                    metrics
-                        .quota_backend
-                        .with_label_values(&[mode.label()])
-                        .set(i64::from(mode == Mode::Local));
-                }
+                show_mode(&metrics.quota_backend, Mode::Local);
                 None
             }
         };

@@ -91,7 +91,7 @@ def wait_port(port, timeout=10):
     sys.exit(f"bench-compare: nothing listens on port {port}")
 
 
-def status_of(url, token, dry=False):
+def status_of(url, token):
     out = subprocess.run(
         ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", url,
          "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json",

@@ -8,11 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
-use crate::helpers::{JwksServer, PRIMARY_KID, claims, jwk, rsa_key, sign, temp_dir};
+use crate::helpers::{
+    JwksServer, PRIMARY_KID, claims, cognito_stand_in, free_port, jwk, rsa_key, sign, temp_dir,
+};
 use crate::process::{spawn_serve, terminate, wait_ready};
 
 /// The fleet's budget of updates per second, shared by the three replicas.
@@ -20,14 +21,6 @@ const BUDGET: usize = 20;
 /// What the stand-in may see in any one second: the budget + 10%.
 const CEILING: usize = BUDGET + BUDGET / 10;
 const POOL: &str = "us-east-1_FleetPool";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A real `redis-server` (Debian's package, or `ATTRGATE_REDIS_SERVER`), no persistence.
 struct Redis {
@@ -123,32 +116,12 @@ fn counting_stub() -> (String, Counted) {
         updates: Arc::default(),
     };
     let kept = counted.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
-        let kept = kept.clone();
-        App::new().default_service(web::to(move |req: HttpRequest| {
-            let kept = kept.clone();
-            async move {
-                let target = req
-                    .headers()
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                if target.ends_with("AdminUpdateUserAttributes") {
-                    kept.updates.lock().unwrap().push(kept.start.elapsed());
-                }
-                HttpResponse::Ok()
-                    .insert_header(("content-type", "application/x-amz-json-1.1"))
-                    .body("{}")
-            }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+    let url = cognito_stand_in(move |target, _| {
+        if target.ends_with("AdminUpdateUserAttributes") {
+            kept.updates.lock().unwrap().push(kept.start.elapsed());
+        }
+        (200, "{}".to_owned())
+    });
     (url, counted)
 }
 

@@ -51,7 +51,7 @@ fn moto_binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -222,6 +222,43 @@ pub(crate) fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
 }
 
 /// A JWKS served over HTTP on 127.0.0.1, whose keys a test may change, counting fetches.
+/// A Cognito stand-in on a free port of 127.0.0.1, for tests that need answers moto
+/// cannot give: `answer(target, body)` gives each call's status and AWS JSON 1.1 body,
+/// where `target` is its `X-Amz-Target` (`AWSCognitoIdentityProviderService.Operation`).
+/// Returns its URL.
+pub(crate) fn cognito_stand_in<F>(answer: F) -> String
+where
+    F: Fn(&str, &[u8]) -> (u16, String) + Clone + Send + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let answer = answer.clone();
+        App::new().default_service(web::to(
+            move |req: actix_web::HttpRequest, body: web::Bytes| {
+                let target = req
+                    .headers()
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let (status, text) = answer(target, &body);
+                async move {
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                        .insert_header(("content-type", "application/x-amz-json-1.1"))
+                        .insert_header(("x-amzn-requestid", "stub-request-id"))
+                        .body(text)
+                }
+            },
+        ))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    url
+}
+
 #[derive(Clone)]
 pub(crate) struct JwksServer {
     pub url: String,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::Algorithm;
 
 use crate::helpers::{
-    AUDIT_KEY, JwksServer, PRIMARY_KID, claims, cognito_client, create_pool, create_user, jwk,
-    moto_url, rsa_key, sign, temp_dir,
+    AUDIT_KEY, JwksServer, PRIMARY_KID, claims, cognito_client, create_pool, create_user,
+    free_port, jwk, moto_url, rsa_key, sign, temp_dir,
 };
 
 pub(crate) struct Gateway {
@@ -45,11 +45,7 @@ impl Gateway {
         let pool = create_pool(&cognito).await;
         create_user(&cognito, &pool, "ann", &[("email", "ann@example.com")]).await;
         let dir = temp_dir();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = dir.join("attrgate.yaml");
         let audit = dir.join("audit.jsonl");
         std::fs::write(

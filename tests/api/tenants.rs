@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Answer, Options, TestApp, add_to_group, claims, create_user, spawn_app_with, user_attributes,
+    Answer, Options, TestApp, add_to_group, claims, cognito_stand_in, create_user, spawn_app_with,
+    user_attributes,
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -320,37 +320,18 @@ type Calls = Arc<Mutex<Vec<String>>>;
 async fn tenant_stub() -> (String, Calls) {
     let calls = Calls::default();
     let kept = calls.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
-        let kept = kept.clone();
-        App::new().default_service(web::to(move |req: HttpRequest| {
-            let kept = kept.clone();
-            async move {
-                let operation = req
-                    .headers()
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.rsplit('.').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = match operation.as_str() {
-                    "AdminGetUser" => json!({"Username": "ann-a", "UserAttributes": [{"Name": "custom:tenant_id", "Value": "a"}]}),
-                    "AdminListGroupsForUser" => json!({"Groups": []}),
-                    _ => json!({}),
-                };
-                kept.lock().unwrap().push(operation);
-                HttpResponse::Ok()
-                    .insert_header(("content-type", "application/x-amz-json-1.1"))
-                    .body(body.to_string())
+    let url = cognito_stand_in(move |target, _| {
+        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let body = match operation.as_str() {
+            "AdminGetUser" => {
+                json!({"Username": "ann-a", "UserAttributes": [{"Name": "custom:tenant_id", "Value": "a"}]})
             }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+            "AdminListGroupsForUser" => json!({"Groups": []}),
+            _ => json!({}),
+        };
+        kept.lock().unwrap().push(operation);
+        (200, body.to_string())
+    });
     (url, calls)
 }
 

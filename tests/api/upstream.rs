@@ -2,51 +2,28 @@
 //! (AWS JSON 1.1 error bodies), and each error must map to SPEC's status without leaking
 //! AWS text.
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::json;
 
-use crate::helpers::{Options, spawn_app_with};
+use crate::helpers::{Options, cognito_stand_in, spawn_app_with};
 
 const AWS_MESSAGE: &str = "internal-aws-message-that-must-not-leak";
 
 pub(crate) type Seen = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
 
 /// A Cognito stand-in that answers every call with `status` and `body` (AWS JSON 1.1),
-/// and keeps every request body it receives.
+/// and keeps every request body it receives, with its `X-Amz-Target`.
 pub(crate) async fn cognito_stub(status: u16, body: String) -> (String, Seen) {
     let seen = Seen::default();
     let kept = seen.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
-        let (kept, body) = (kept.clone(), body.clone());
-        App::new().default_service(web::to(move |req: HttpRequest, request: web::Bytes| {
-            let (kept, body) = (kept.clone(), body.clone());
-            async move {
-                let mut seen: serde_json::Value =
-                    serde_json::from_slice(&request).unwrap_or_default();
-                // Which operation (e.g. AWSCognitoIdentityProviderService.AdminGetUser).
-                if let Some(object) = seen.as_object_mut() {
-                    let target = req
-                        .headers()
-                        .get("x-amz-target")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    object.insert("X-Amz-Target".into(), target.into());
-                }
-                kept.lock().unwrap().push(seen);
-                HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
-                    .insert_header(("content-type", "application/x-amz-json-1.1"))
-                    .insert_header(("x-amzn-requestid", "stub-request-id"))
-                    .body(body)
-            }
-        }))
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+    let url = cognito_stand_in(move |target, request| {
+        let mut received: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+        // Which operation (e.g. AWSCognitoIdentityProviderService.AdminGetUser).
+        if let Some(object) = received.as_object_mut() {
+            object.insert("X-Amz-Target".into(), target.into());
+        }
+        kept.lock().unwrap().push(received);
+        (status, body.clone())
+    });
     (url, seen)
 }
 
