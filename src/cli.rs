@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::input::PoolId;
 use crate::policy;
 use crate::policy_source::{LoadError, load_policy};
+use crate::report;
 use crate::startup::Application;
 
 #[derive(Debug, Parser)]
@@ -193,7 +194,7 @@ fn check_config(config: &std::path::Path) -> ExitCode {
             println!("{}: ok", config.display());
             ExitCode::SUCCESS
         }
-        Err(error) => fail(&chain(&error)),
+        Err(error) => fail(&report::chain(&error)),
     }
 }
 
@@ -201,34 +202,22 @@ async fn serve(config: PathBuf) -> ExitCode {
     crate::telemetry::init();
     let settings = match Settings::load(&config) {
         Ok(settings) => settings,
-        Err(error) => return fail(&chain(&error)),
+        Err(error) => return fail(&report::chain(&error)),
     };
     let application = match Application::build(settings).await {
         Ok(application) => application,
-        Err(error) => return fail(&chain(&error)),
+        Err(error) => return fail(&report::chain(&error)),
     };
     tracing::info!(port = application.port(), "attrgate listening");
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(&chain(&error)),
+        Err(error) => fail(&report::chain(&error)),
     }
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("attrgate: {error}");
     ExitCode::FAILURE
-}
-
-/// An error and each of its sources, joined by ": " (`failed to open a: permission denied`).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn policy_check(file: &std::path::Path) -> ExitCode {
@@ -254,7 +243,7 @@ fn load_policy_or_report(file: &std::path::Path) -> Option<policy::Policy> {
             None
         }
         Err(error) => {
-            fail(&chain(&error));
+            fail(&report::chain(&error));
             None
         }
     }
@@ -330,7 +319,7 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
 async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Path) -> ExitCode {
     let settings = match Settings::load(config) {
         Ok(settings) => settings,
-        Err(error) => return fail(&chain(&error)),
+        Err(error) => return fail(&report::chain(&error)),
     };
     let pool = match PoolId::parse(pool) {
         Ok(pool) => pool,
@@ -485,14 +474,14 @@ fn search_query(args: &SearchArgs) -> Result<SearchQuery, String> {
             let var = match &args.config {
                 Some(path) => {
                     Settings::load(path)
-                        .map_err(|e| e.to_string())?
+                        .map_err(|e| report::chain(&e))?
                         .audit
                         .hmac_key_env
                 }
                 None => args.key_env.clone(),
             };
             let hasher = ValueHasher::from_env_value(&var, std::env::var(&var).ok())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| report::chain(&e))?;
             Some(hasher.hash(value))
         }
     };
@@ -555,7 +544,7 @@ fn search_line(record: &serde_json::Value, seq: u64) -> String {
 fn audit_hash(value: &str, config: Option<PathBuf>, key_env: String) -> ExitCode {
     let var = match config.map(|path| Settings::load(&path)) {
         Some(Ok(settings)) => settings.audit.hmac_key_env,
-        Some(Err(error)) => return fail(&chain(&error)),
+        Some(Err(error)) => return fail(&report::chain(&error)),
         None => key_env,
     };
     match ValueHasher::from_env_value(&var, std::env::var(&var).ok()) {
@@ -563,6 +552,6 @@ fn audit_hash(value: &str, config: Option<PathBuf>, key_env: String) -> ExitCode
             println!("{}", hasher.hash(value));
             ExitCode::SUCCESS
         }
-        Err(error) => fail(&chain(&error)),
+        Err(error) => fail(&report::chain(&error)),
     }
 }

@@ -1,5 +1,6 @@
 //! What a refusal reports, item by item: `FieldError` (an input field that broke a rule)
-//! and `DeniedAttribute` (an attribute the policy denied). The input rules, the pool
+//! and `DeniedAttribute` (an attribute the policy denied); and `chain`, an error with
+//! its sources, as logs and the command line print it. The input rules, the pool
 //! schema check, the update service and the audit log make them; the HTTP wing puts
 //! them into problem bodies. Must not depend on actix, the HTTP wing, aws, tokio or the
 //! filesystem.
@@ -52,4 +53,17 @@ impl From<&Denial> for DeniedAttribute {
             reason: denial.reason.clone(),
         }
     }
+}
+
+/// An error and each of its sources, joined by ": " (`failed to open a: permission denied`).
+#[must_use]
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -358,7 +358,7 @@ fn spawn_jwks_refresh(verifier: &web::Data<Verifier>) {
                 let wait = match cache.refresh().await {
                     Ok(_) => JWKS_REFRESH,
                     Err(error) => {
-                        tracing::warn!(%error, "JWKS fetch failed; keeping any cached keys");
+                        tracing::warn!(error = %crate::report::chain(&error), "JWKS fetch failed; keeping any cached keys");
                         if cache.fetched_once() {
                             JWKS_REFRESH
                         } else {

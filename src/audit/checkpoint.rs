@@ -18,7 +18,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::AuditError;
+use super::error::AuditError;
 use super::record::now_rfc3339;
 
 /// What a checkpoint vouches for: the record `seq` of `replica`'s chain has `hash`.
@@ -217,7 +217,7 @@ impl CheckpointThread {
                 self.last_signed_at = Instant::now();
             }
             Err(error) => {
-                tracing::error!(%error, seq = head.seq, "the audit checkpoint could not be written");
+                tracing::error!(error = %crate::report::chain(&error), seq = head.seq, "the audit checkpoint could not be written");
             }
         }
     }

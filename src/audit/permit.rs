@@ -47,7 +47,7 @@
 
 use std::fmt;
 
-use super::AuditRecord;
+use super::record::AuditRecord;
 use crate::input::{PoolId, Username};
 use crate::policy::AllowedChanges;
 

@@ -47,6 +47,10 @@ pub enum Outcome {
     Throttled,
     /// Cognito failed: its error code, or a local label such as `timeout`.
     Upstream(String),
+    /// The audit log refused a record, so the request was refused (503) before Cognito
+    /// was called. Never in the log (it is what a record that could not be written
+    /// turns into); it names the refusal in the metrics.
+    AuditUnavailable,
 }
 
 impl Outcome {
@@ -61,6 +65,7 @@ impl Outcome {
             Self::Pending => "pending",
             Self::Throttled => "throttled",
             Self::Upstream(code) => code,
+            Self::AuditUnavailable => "audit_unavailable",
         }
     }
 }

@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS_HASH, Prepared, seal_prepared};
 use super::checkpoint::{self, CheckpointConfig, Head, Note};
+use super::error::AuditError;
 use super::permit::{Intent, WritePermit};
+use super::record::AuditRecord;
 use super::record::{Event, Outcome, now_rfc3339};
-use super::{AuditError, AuditRecord};
 use crate::policy::AllowedChanges;
 
 const MAX_BATCH: usize = 4096;
@@ -236,7 +237,7 @@ impl AuditStore for FileStore {
                 if self.rotate_bytes.is_some_and(|limit| self.len >= limit)
                     && let Err(error) = self.rotate()
                 {
-                    tracing::error!(%error, "audit rotation failed; writing on to the current file");
+                    tracing::error!(error = %crate::report::chain(&error), "audit rotation failed; writing on to the current file");
                 }
                 Ok(())
             }
@@ -542,7 +543,7 @@ impl Writer {
             }
             Err(error) => {
                 self.counters.failures.inc();
-                tracing::error!(%error, records = batch.len(), "audit write failed; failing closed");
+                tracing::error!(error = %crate::report::chain(&error), records = batch.len(), "audit write failed; failing closed");
                 (Err(AuditError::Write(Arc::new(error))), head)
             }
         };
@@ -558,9 +559,9 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::Event;
     use crate::audit::chain::verify_file;
     use crate::audit::chain::verify_lines;
+    use crate::audit::record::Event;
     use crate::identity::Caller;
 
     /// A store that fails while `fail` is set, and otherwise keeps lines in memory.

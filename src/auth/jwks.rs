@@ -24,10 +24,25 @@ pub(crate) struct CachedKey {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
-    #[error("failed to fetch JWKS from {url}: {message}")]
-    Http { url: String, message: String },
-    #[error("JWKS from {url} is not a valid key set: {message}")]
-    Invalid { url: String, message: String },
+    #[error("failed to fetch JWKS from {url}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("failed to fetch JWKS from {url}: status {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("JWKS from {url} is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge { url: String },
+    #[error("JWKS from {url} is not a valid key set")]
+    Invalid {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 pub(crate) struct JwksCache {
@@ -79,7 +94,7 @@ impl JwksCache {
             if last.is_none_or(|at| at.elapsed() >= self.min_interval) {
                 *last = Some(Instant::now());
                 if let Err(error) = self.refresh().await {
-                    tracing::warn!(%error, "JWKS refetch failed; keeping the cached keys");
+                    tracing::warn!(error = %crate::report::chain(&error), "JWKS refetch failed; keeping the cached keys");
                 }
             }
         }
@@ -97,21 +112,21 @@ impl JwksCache {
     }
 
     async fn fetch_and_store(&self) -> Result<usize, FetchError> {
-        let http_error = |message: String| FetchError::Http {
+        let http_error = |source: reqwest::Error| FetchError::Http {
             url: self.url.clone(),
-            message,
+            source,
         };
-        let mut response = self
-            .http
-            .get(&self.url)
-            .send()
-            .await
-            .map_err(|e| http_error(e.to_string()))?;
+        let mut response = self.http.get(&self.url).send().await.map_err(http_error)?;
         if !response.status().is_success() {
-            return Err(http_error(format!("status {}", response.status())));
+            return Err(FetchError::Status {
+                url: self.url.clone(),
+                status: response.status(),
+            });
         }
         // Read at most the limit, whatever the server claims or sends.
-        let too_large = || http_error(format!("larger than {MAX_JWKS_BYTES} bytes"));
+        let too_large = || FetchError::TooLarge {
+            url: self.url.clone(),
+        };
         if response
             .content_length()
             .is_some_and(|length| length > MAX_JWKS_BYTES as u64)
@@ -119,19 +134,15 @@ impl JwksCache {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| http_error(e.to_string()))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(http_error)? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| FetchError::Invalid {
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|source| FetchError::Invalid {
             url: self.url.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let keys = usable_keys(&set);
         let count = keys.len();

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use super::AuthError;
+use super::error::AuthError;
 use super::jwks::{JwksCache, Lookup};
 use crate::config::{AuthSettings, ConfigError, IssuerSettings};
 use crate::identity::Caller;

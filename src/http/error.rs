@@ -396,8 +396,9 @@ impl ResponseError for ApiError {
         self.kind.status()
     }
 
-    /// The body carries no request id yet: the middleware that sets `X-Request-Id`
-    /// writes the body again with it.
+    /// The status and headers only: the problem body needs the request id, which the
+    /// middleware that sets `X-Request-Id` knows, so it writes the body, once
+    /// (`http::middleware::edge`).
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
@@ -416,7 +417,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.body(self.body(""))
+        response.finish()
     }
 }
 
@@ -482,14 +483,15 @@ mod tests {
     }
 
     #[test]
-    fn throttled_answers_say_when_to_retry() {
+    fn throttled_answers_say_when_to_retry_and_the_body_is_left_to_the_middleware() {
         let error = ApiError::caller_throttled(7);
 
         let response = error.error_response();
 
         assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "7");
         let body = response.into_body().try_into_bytes().unwrap();
-        assert!(String::from_utf8_lossy(&body).contains("too many requests"));
+        assert!(body.is_empty(), "rendered before the request id is known");
+        assert!(error.body("rid-7").contains("too many requests"));
     }
 
     #[test]

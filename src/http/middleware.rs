@@ -25,7 +25,7 @@ use tracing_actix_web::{RequestId, RootSpanBuilder};
 
 use super::extractor::{TokenRefused, request_id};
 use crate::http::error::ApiError;
-use crate::http::routes::RoutePattern;
+use crate::http::resource::RoutePattern;
 use crate::metrics::Metrics;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -114,8 +114,8 @@ async fn drain(mut rest: Payload) {
     let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
-/// A problem body is written without the request id (`ApiError` does not know it):
-/// write it again with the id.
+/// `ApiError` answers with its status and headers only: its problem body is written
+/// here, once, with the request id.
 fn with_request_id_in_problem(
     res: ServiceResponse<impl MessageBody + 'static>,
     id: &str,

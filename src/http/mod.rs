@@ -9,5 +9,6 @@ pub(crate) mod error;
 pub(crate) mod extractor;
 pub(crate) mod middleware;
 pub mod openapi;
+pub(crate) mod resource;
 pub(crate) mod routes;
 pub(crate) mod wire;

@@ -239,7 +239,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::{Check, Condition};
-    use crate::policy::{Claims, TargetFacts};
+    use crate::policy::facts::{Claims, TargetFacts};
 
     fn facts(tenant: Option<&str>, groups: Option<&[&str]>) -> TargetFacts {
         TargetFacts {

@@ -345,7 +345,7 @@ impl UpdateService {
             .audit
             .append_intent(intent, authorized.changes)
             .await
-            .map_err(|error| audit_failed(&error))?;
+            .map_err(|error| self.audit_failed(&error))?;
         let result = self
             .writer
             .update_attributes(permit, &command.client_metadata)
@@ -382,22 +382,34 @@ impl UpdateService {
         }
     }
 
-    /// Writes one record durably, counting its outcome; fails closed.
+    /// Writes one record durably, counting its outcome once written; fails closed.
     async fn append(&self, record: &AuditRecord) -> Result<(), Refusal> {
+        match self.audit.append(record).await {
+            Ok(()) => {
+                self.count(&record.outcome);
+                Ok(())
+            }
+            Err(error) => Err(self.audit_failed(&error)),
+        }
+    }
+
+    /// A record that could not be written: the request is refused (503), and counted
+    /// as `audit_unavailable` rather than as the outcome it would have recorded.
+    fn audit_failed(&self, error: &crate::audit::AuditError) -> Refusal {
+        tracing::error!(
+            error = %crate::report::chain(error),
+            "audit write failed; refusing the request"
+        );
+        self.count(&Outcome::AuditUnavailable);
+        Refusal::AuditUnavailable
+    }
+
+    fn count(&self, outcome: &Outcome) {
         self.metrics
             .decisions
-            .with_label_values(&[record.outcome.as_str()])
+            .with_label_values(&[outcome.as_str()])
             .inc();
-        self.audit
-            .append(record)
-            .await
-            .map_err(|error| audit_failed(&error))
     }
-}
-
-fn audit_failed(error: &crate::audit::AuditError) -> Refusal {
-    tracing::error!(%error, "audit write failed; refusing the request");
-    Refusal::AuditUnavailable
 }
 
 /// The decision as its audit records name it: with every evaluated condition, and the

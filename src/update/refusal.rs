@@ -81,8 +81,7 @@ impl Refusal {
                 ..
             }) => Outcome::Throttled,
             Self::Upstream(error) => Outcome::Upstream(error.code.clone()),
-            // Never recorded: it is what a failed record turns into.
-            Self::AuditUnavailable => Outcome::Invalid,
+            Self::AuditUnavailable => Outcome::AuditUnavailable,
         }
     }
 }

@@ -274,13 +274,13 @@ async fn a_full_disk_fails_closed_with_503_and_recovers_when_space_returns() {
     );
     assert_eq!(not_ready.status, 503);
     assert_eq!(not_ready.body["audit_writable"], false);
+    let metrics = metrics.body.as_str().unwrap();
+    assert!(!metrics.contains("attrgate_audit_failures_total 0"));
     assert!(
-        !metrics
-            .body
-            .as_str()
-            .unwrap()
-            .contains("attrgate_audit_failures_total 0")
+        metrics.contains(r#"attrgate_decisions_total{outcome="audit_unavailable"} 1"#),
+        "a refusal for a failed record is counted as such, not as invalid:\n{metrics}"
     );
+    assert!(!metrics.contains(r#"outcome="invalid""#), "{metrics}");
     assert_eq!(ready_again.status, 200, "{}", ready_again.body);
     assert_eq!(accepted.status, 200, "{}", accepted.body);
     assert_eq!(

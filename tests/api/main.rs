@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application over HTTP, a real Cognito emulator (moto)
 //! through the real AWS SDK, and JWKS served over real HTTP.
 
+mod architecture;
 mod attributes;
 mod audit;
 mod auth;

@@ -43,7 +43,7 @@ pub(crate) struct UpdateAttributesResponse {
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        super::resource("/pools/{pool_id}/users/{username}/attributes", "PATCH")
+        crate::http::resource::resource("/pools/{pool_id}/users/{username}/attributes", "PATCH")
             .route(web::patch().to(update_attributes)),
     );
 }

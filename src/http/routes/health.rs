@@ -35,9 +35,9 @@ pub(crate) struct Readiness {
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/healthz", "GET").route(web::get().to(healthz)))
-        .service(super::resource("/readyz", "GET").route(web::get().to(readyz)))
-        .service(super::resource("/metrics", "GET").route(web::get().to(metrics)));
+    cfg.service(crate::http::resource::resource("/healthz", "GET").route(web::get().to(healthz)))
+        .service(crate::http::resource::resource("/readyz", "GET").route(web::get().to(readyz)))
+        .service(crate::http::resource::resource("/metrics", "GET").route(web::get().to(metrics)));
 }
 
 /// Liveness: the process answers.

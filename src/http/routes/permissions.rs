@@ -48,7 +48,10 @@ pub(crate) struct PermissionsQuery {
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(super::resource("/permissions", "GET").route(web::get().to(get_permissions)));
+    cfg.service(
+        crate::http::resource::resource("/permissions", "GET")
+            .route(web::get().to(get_permissions)),
+    );
 }
 
 /// What this token may do in a pool.
