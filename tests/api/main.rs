@@ -12,6 +12,7 @@ mod hardening;
 mod helpers;
 mod logs;
 mod openapi;
+mod openssl_keys;
 mod operations;
 mod policy_cli;
 mod policy_lint;
