@@ -5,6 +5,7 @@ mod attributes;
 mod audit;
 mod auth;
 mod checkpoints;
+mod cognito_local;
 mod crash;
 mod faults;
 mod fleet;
