@@ -6,6 +6,7 @@
 //! - [`permissions()`] answers "what can my token do" for `GET /permissions`.
 //! - [`parse_cases`] and [`run_cases`] run table-driven cases for `attrgate policy test`.
 //! - [`lint()`] checks the grants against one pool's attribute schema (`attrgate policy lint`).
+//! - [`iam_policy()`] is the least-privilege IAM policy the gateway needs (`attrgate policy iam`).
 //!
 //! The format and the decision rules are documented in `docs/policy.md`.
 
@@ -15,6 +16,7 @@ mod constraint;
 mod decide;
 mod diagnostic;
 mod glob;
+mod iam;
 mod lint;
 mod model;
 mod permissions;
@@ -28,5 +30,6 @@ pub use decide::{
     TargetFacts, decide,
 };
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
+pub use iam::{AccountId, IamOptions, Partition, iam_policy};
 pub(crate) use lint::lint;
 pub(crate) use permissions::{Permissions, RolePermissions, permissions};

@@ -16,6 +16,7 @@ mod openapi;
 mod openssl_keys;
 mod operations;
 mod policy_cli;
+mod policy_iam;
 mod policy_lint;
 mod process;
 mod reload;
