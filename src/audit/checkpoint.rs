@@ -409,6 +409,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pkcs8_v2_private_key_from_an_older_keygen_still_loads() {
+        // Arrange: the form keygen wrote before, with the public key embedded.
+        let v2 = key().to_pkcs8_pem(LineEnding::LF).unwrap();
+
+        // Act
+        let loaded = signing_key_from_pem(&v2);
+
+        // Assert
+        assert_eq!(loaded.unwrap().to_bytes(), key().to_bytes());
+    }
+
+    #[test]
     fn signed_checkpoints_verify_and_a_forged_one_does_not() {
         // Arrange
         let good = checkpoint(3, "aa").signed_line(&key());
