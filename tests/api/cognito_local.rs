@@ -8,7 +8,9 @@
 //! and `HOST` (default 9229, localhost); its default `UsernameAttributes: [email]`
 //! would make `ann` an invalid username, so the config clears it; and it answers
 //! AdminUpdateUserAttributes for an unknown user with `NotAuthorizedException` ("User
-//! not authorized") where Cognito says `UserNotFoundException`.
+//! not authorized") where Cognito says `UserNotFoundException`. Its DescribeUserPool
+//! lists every standard and custom attribute with `Mutable`, so `validate_schema`
+//! stays on (the default).
 
 use std::path::Path;
 use std::process::{ChildStdin, Command};
@@ -156,4 +158,53 @@ async fn without_a_fixed_region_a_local_pool_id_is_a_422_naming_the_region_rule(
     assert_eq!(answer.body["errors"][0]["field"], "pool_id");
     let message = answer.body["errors"][0]["message"].as_str().unwrap();
     assert!(message.contains("AWS region"), "{message}");
+}
+
+#[tokio::test]
+async fn cognito_local_describes_its_pools_fully_so_schema_validation_refuses_an_attribute_the_pool_lacks()
+ {
+    // Arrange
+    let (app, local, pool) = gateway_on_cognito_local().await;
+    let token = app.token(&["editor"]);
+
+    // Act
+    let answer = app
+        .patch_to(
+            &pool,
+            "ann",
+            &token,
+            json!({"attributes": {"custom:not_in_pool": "x"}}),
+            "",
+        )
+        .await;
+
+    // Assert
+    answer.assert_problem(422);
+    assert_eq!(
+        answer.body["errors"][0]["field"],
+        "attributes.custom:not_in_pool"
+    );
+    let stored = user_attributes(&local, &pool, "ann").await;
+    assert!(!stored.contains_key("custom:not_in_pool"));
+}
+
+#[tokio::test]
+async fn with_a_fixed_region_permissions_answer_for_a_local_pool_id() {
+    // Arrange
+    let (app, _, pool) = gateway_on_cognito_local().await;
+    let token = app.token(&["support"]);
+
+    // Act
+    let answer = app
+        .http
+        .get(format!("{}/permissions?pool_id={pool}", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["roles"][0]["role"], "support", "{body}");
 }
