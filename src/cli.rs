@@ -11,7 +11,7 @@ use crate::audit::{
 };
 use crate::cognito::{CognitoDirectory, DirectoryErrorKind, SchemaReader};
 use crate::config::Settings;
-use crate::input::{PoolId, Regions};
+use crate::input::Regions;
 use crate::policy;
 use crate::policy_source::{LoadError, load_policy};
 use crate::startup::Application;
@@ -343,7 +343,7 @@ async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Pat
         fixed: settings.cognito.region.clone(),
         allowed: settings.cognito.allowed_regions.clone(),
     };
-    let pool = match PoolId::parse(pool).and_then(|id| regions.check(&id).map(|()| id)) {
+    let pool = match regions.pool(pool) {
         Ok(pool) => pool,
         Err(error) => return fail(&format!("--pool {pool}: {}", error.message)),
     };

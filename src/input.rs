@@ -87,6 +87,15 @@ pub(crate) struct Regions {
 }
 
 impl Regions {
+    /// A pool id that passes every input rule under this config: its shape, then its
+    /// region (`check`).
+    ///
+    /// # Errors
+    /// The first rule it breaks.
+    pub(crate) fn pool(&self, raw: &str) -> Result<PoolId, FieldError> {
+        PoolId::parse(raw).and_then(|pool| self.check(&pool).map(|()| pool))
+    }
+
     /// Whether attrgate may call the region it would use for `pool`: the fixed region, or
     /// else the pool id's part before `_`, which must then look like an AWS region. With
     /// a fixed region that part is only a name (cognito-local's ids are `local_…`).
@@ -218,11 +227,6 @@ mod tests {
         assert_eq!(real.region(), "eu-west-2");
     }
 
-    /// `PoolId::parse` then `Regions::check`, as every caller does.
-    fn accept(regions: &Regions, raw: &str) -> Result<PoolId, FieldError> {
-        PoolId::parse(raw).and_then(|pool| regions.check(&pool).map(|()| pool))
-    }
-
     fn fixed(region: &str) -> Regions {
         Regions {
             fixed: Some(region.to_owned()),
@@ -241,7 +245,7 @@ mod tests {
             "il-central-1_x",
             "cn-northwest-1_x",
         ] {
-            assert!(accept(&regions, good).is_ok(), "{good}");
+            assert!(regions.pool(good).is_ok(), "{good}");
         }
         for bad in [
             "zz-nowhere-9_x",
@@ -253,7 +257,7 @@ mod tests {
             "us-east_x",
             "local_4a5b6c",
         ] {
-            assert!(accept(&regions, bad).is_err(), "{bad}");
+            assert!(regions.pool(bad).is_err(), "{bad}");
         }
     }
 
@@ -263,7 +267,7 @@ mod tests {
 
         let accepted: Vec<String> = ["local_4a5b6c7d", "us-east-1_AbC123", "My-Pool-2_x", "X_1"]
             .into_iter()
-            .map(|raw| accept(&regions, raw).unwrap().as_str().to_owned())
+            .map(|raw| regions.pool(raw).unwrap().as_str().to_owned())
             .collect();
 
         assert_eq!(
@@ -287,9 +291,9 @@ mod tests {
             "local_a/b",
             &format!("local_{}", "a".repeat(50)),
         ] {
-            assert!(accept(&regions, bad).is_err(), "{bad:?}");
+            assert!(regions.pool(bad).is_err(), "{bad:?}");
         }
-        assert!(accept(&regions, &format!("local_{}", "a".repeat(49))).is_ok());
+        assert!(regions.pool(&format!("local_{}", "a".repeat(49))).is_ok());
     }
 
     #[test]
