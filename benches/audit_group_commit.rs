@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use attrgate::audit::{
     AuditCounters, AuditLog, AuditRecord, AuditStore, ChainHead, Event, Outcome, WriterOptions,
 };
-use attrgate::auth::Caller;
+use attrgate::identity::Caller;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use prometheus::IntCounter;
 

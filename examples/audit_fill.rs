@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use attrgate::audit::{AuditCounters, AuditLog, AuditRecord, Event, Outcome, WriterOptions};
-use attrgate::auth::Caller;
+use attrgate::identity::Caller;
 use prometheus::IntCounter;
 
 const WRITERS: usize = 64;

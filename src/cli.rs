@@ -200,7 +200,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             key_env,
         }) => audit_hash(&value, config, key_env),
         Command::Openapi => {
-            print!("{}", crate::openapi::document_json());
+            print!("{}", crate::http::openapi::document_json());
             ExitCode::SUCCESS
         }
     }
@@ -212,7 +212,7 @@ fn check_config(config: &std::path::Path) -> ExitCode {
             println!("{}: ok", config.display());
             ExitCode::SUCCESS
         }
-        Err(error) => fail(&error),
+        Err(error) => fail(&chain(&error)),
     }
 }
 
@@ -220,22 +220,34 @@ async fn serve(config: PathBuf) -> ExitCode {
     crate::telemetry::init();
     let settings = match Settings::load(&config) {
         Ok(settings) => settings,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(&chain(&error)),
     };
     let application = match Application::build(settings).await {
         Ok(application) => application,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(&chain(&error)),
     };
     tracing::info!(port = application.port(), "attrgate listening");
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => fail(&error),
+        Err(error) => fail(&chain(&error)),
     }
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("attrgate: {error}");
     ExitCode::FAILURE
+}
+
+/// An error and each of its sources, joined by ": " (`failed to open a: permission denied`).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn policy_check(file: &std::path::Path) -> ExitCode {
@@ -261,7 +273,7 @@ fn load_policy_or_report(file: &std::path::Path) -> Option<policy::Policy> {
             None
         }
         Err(error) => {
-            fail(&error);
+            fail(&chain(&error));
             None
         }
     }
@@ -314,7 +326,7 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
         if let Some(message) = &result.message {
             println!("  {message}");
         }
-        for denial in &result.decision.denied {
+        for denial in result.decision.denied() {
             println!(
                 "  denied {} ({}): {}",
                 denial.attribute, denial.code, denial.reason
@@ -337,7 +349,7 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
 async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Path) -> ExitCode {
     let settings = match Settings::load(config) {
         Ok(settings) => settings,
-        Err(error) => return fail(&error),
+        Err(error) => return fail(&chain(&error)),
     };
     let regions = Regions {
         fixed: settings.cognito.region.clone(),
@@ -596,7 +608,7 @@ fn search_line(record: &serde_json::Value, seq: u64) -> String {
 fn audit_hash(value: &str, config: Option<PathBuf>, key_env: String) -> ExitCode {
     let var = match config.map(|path| Settings::load(&path)) {
         Some(Ok(settings)) => settings.audit.hmac_key_env,
-        Some(Err(error)) => return fail(&error),
+        Some(Err(error)) => return fail(&chain(&error)),
         None => key_env,
     };
     match ValueHasher::from_env_value(&var, std::env::var(&var).ok()) {
@@ -604,6 +616,6 @@ fn audit_hash(value: &str, config: Option<PathBuf>, key_env: String) -> ExitCode
             println!("{}", hasher.hash(value));
             ExitCode::SUCCESS
         }
-        Err(error) => fail(&error),
+        Err(error) => fail(&chain(&error)),
     }
 }

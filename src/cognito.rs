@@ -2,8 +2,8 @@
 //! (a target user's attributes and groups) and `UserWriter` (the update), and their
 //! Cognito SDK implementation. Maps SDK errors into
 //! `DirectoryError`; AWS messages never leave this module. Every call is timed here.
-//! Must not depend on routes or the update service; it uses `policy::AllowedChanges` and
-//! `audit::IntentReceipt` only as the capability types an update requires.
+//! Must not depend on the HTTP wing or the update service; it takes `audit::WritePermit`
+//! as the one value an update requires.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -24,29 +24,17 @@ use aws_sdk_cognitoidentityprovider::types::AttributeType;
 use futures_util::future::BoxFuture;
 use prometheus::HistogramVec;
 
-use crate::audit::IntentReceipt;
+use crate::audit::WritePermit;
 use crate::config::CognitoSettings;
 use crate::input::{PoolId, Username};
-use crate::policy::AllowedChanges;
 use crate::quota::{Category, QuotaGuard};
 use crate::schema::{PoolSchema, SchemaAttribute};
 
 /// At most this many regions keep a cached SDK client.
 const MAX_CACHED_REGIONS: usize = 64;
 
-/// One update: the write capability (`changes` and `intent`) and where it applies.
-pub(crate) struct UpdateRequest<'a> {
-    pub pool_id: &'a PoolId,
-    pub username: &'a Username,
-    /// What the policy allowed; nothing else can be written.
-    pub changes: &'a AllowedChanges,
-    /// Proof that the intent record is on disk.
-    pub intent: &'a IntentReceipt,
-    pub client_metadata: &'a BTreeMap<String, String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Updated {
+pub struct Updated {
     /// Cognito's request id, for the audit log.
     pub request_id: Option<String>,
 }
@@ -103,11 +91,14 @@ pub(crate) trait UserReader: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<String>, DirectoryError>>;
 }
 
-/// Writes a user's attributes: only with what the policy allowed and a durable intent.
-pub(crate) trait UserWriter: Send + Sync {
+/// Writes a user's attributes: only with a [`WritePermit`], which holds what the policy
+/// allowed and proves its intent record durable, and which the write consumes.
+pub trait UserWriter: Send + Sync {
+    /// AdminUpdateUserAttributes of the permit's changes, to the permit's user.
     fn update_attributes<'a>(
         &'a self,
-        request: UpdateRequest<'a>,
+        permit: WritePermit,
+        client_metadata: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<Updated, DirectoryError>>;
 }
 
@@ -223,25 +214,43 @@ impl CognitoDirectory {
 impl UserWriter for CognitoDirectory {
     fn update_attributes<'a>(
         &'a self,
-        request: UpdateRequest<'a>,
+        permit: WritePermit,
+        client_metadata: &'a BTreeMap<String, String>,
     ) -> BoxFuture<'a, Result<Updated, DirectoryError>> {
-        let budget = (Category::UserUpdate, request.pool_id);
-        Box::pin(self.timed("AdminUpdateUserAttributes", budget, async move {
-            debug_assert!(!request.intent.request_id().is_empty());
-            let attributes = request
-                .changes
+        Box::pin(async move {
+            let budget = (Category::UserUpdate, permit.pool_id());
+            self.timed(
+                "AdminUpdateUserAttributes",
+                budget,
+                self.send_update(&permit, client_metadata),
+            )
+            .await
+        })
+    }
+}
+
+impl CognitoDirectory {
+    /// The AdminUpdateUserAttributes call of one permit.
+    async fn send_update(
+        &self,
+        permit: &WritePermit,
+        client_metadata: &BTreeMap<String, String>,
+    ) -> Result<Updated, DirectoryError> {
+        {
+            let attributes = permit
+                .changes()
                 .as_map()
                 .iter()
                 .map(|(name, value)| AttributeType::builder().name(name).value(value).build())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| local_error(DirectoryErrorKind::InvalidParameter, "build_error"))?;
-            let metadata = (!request.client_metadata.is_empty())
-                .then(|| request.client_metadata.clone().into_iter().collect());
+            let metadata = (!client_metadata.is_empty())
+                .then(|| client_metadata.clone().into_iter().collect());
             let output = self
-                .client_for(request.pool_id)
+                .client_for(permit.pool_id())
                 .admin_update_user_attributes()
-                .user_pool_id(request.pool_id.as_str())
-                .username(request.username.as_str())
+                .user_pool_id(permit.pool_id().as_str())
+                .username(permit.username().as_str())
                 .set_user_attributes(Some(attributes))
                 .set_client_metadata(metadata)
                 .send()
@@ -250,7 +259,7 @@ impl UserWriter for CognitoDirectory {
             Ok(Updated {
                 request_id: output.request_id().map(str::to_owned),
             })
-        }))
+        }
     }
 }
 

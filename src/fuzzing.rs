@@ -15,7 +15,7 @@ pub fn policy_loader(data: &[u8]) {
 /// A request body through the JSON parser and the input rules, as the update service
 /// reads it.
 pub fn request_body(data: &[u8]) {
-    if let Ok(body) = serde_json::from_slice::<crate::update::UpdateAttributesRequest>(data) {
+    if let Ok(body) = serde_json::from_slice::<crate::update::UpdateBody>(data) {
         let _ = crate::input::AttributeChanges::parse(body.attributes);
     }
 }

@@ -9,7 +9,7 @@ use validator::ValidateEmail;
 
 pub(crate) use crate::attribute::MAX_NAME_CHARS;
 use crate::attribute::check_name;
-use crate::wire::FieldError;
+use crate::report::FieldError;
 
 pub(crate) const MAX_ATTRIBUTES: usize = 50;
 pub(crate) const MAX_VALUE_CHARS: usize = 2048;

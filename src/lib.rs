@@ -4,29 +4,29 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cognito;
 pub mod config;
-pub mod openapi;
+pub mod identity;
 pub mod policy;
 pub mod startup;
+
+pub use http::openapi;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 
 mod attribute;
-mod cognito;
-mod error;
+mod http;
 mod input;
 mod limit;
 mod metrics;
-mod middleware;
 mod policy_reload;
 mod policy_source;
 mod quota;
-mod routes;
+mod report;
 mod schema;
 mod schema_cache;
 mod shared_budget;
 mod suggest;
 mod telemetry;
 mod update;
-mod wire;

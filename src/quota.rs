@@ -156,7 +156,6 @@ impl QuotaGuard {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64;
             Err(wait)
         };
@@ -168,7 +167,6 @@ impl QuotaGuard {
     fn count(&self, category: Category, tokens: Option<f64>, refused: bool) {
         if let Some(metrics) = &self.metrics {
             if let Some(tokens) = tokens {
-                #[allow(clippy::cast_possible_truncation)]
                 metrics
                     .tokens
                     .with_label_values(&[category.label()])

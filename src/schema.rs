@@ -5,7 +5,7 @@
 
 use crate::attribute::{STANDARD_ATTRIBUTES, pool_hint};
 use crate::input::AttributeChanges;
-use crate::wire::FieldError;
+use crate::report::FieldError;
 
 /// One attribute as the pool's schema lists it (custom ones as `custom:<name>`,
 /// developer-only ones as `dev:custom:<name>`).

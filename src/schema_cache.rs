@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::cognito::{DirectoryError, SchemaReader};
 use crate::input::{AttributeChanges, PoolId};
+use crate::report::FieldError;
 use crate::schema::PoolSchema;
-use crate::wire::FieldError;
 
 /// How old a cached schema must be before a request naming an attribute it lacks
 /// fetches it again: a custom attribute added to the pool works within this time,

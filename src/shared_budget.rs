@@ -83,16 +83,18 @@ impl SharedBudget {
     ///
     /// # Errors
     /// The URL is not a Redis URL this build can use.
-    pub(crate) fn connect(url: &str, mode_gauge: Option<IntGaugeVec>) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    pub(crate) fn connect(
+        url: &str,
+        mode_gauge: Option<IntGaugeVec>,
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
+        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         let budget = Self {
             connection,
             script: redis::Script::new(GCRA),
@@ -133,7 +135,6 @@ impl SharedBudget {
         let mut connection = self.connection.clone();
         let mut call = self.script.key(key);
         // Whole microseconds: Lua parses them exactly.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         call.arg(interval.round() as u64)
             .arg(tolerance.round() as u64);
         let answer =

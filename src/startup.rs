@@ -12,7 +12,6 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use aws_config::{BehaviorVersion, SdkConfig};
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::audit::{
@@ -22,19 +21,18 @@ use crate::audit::{
 use crate::auth::{REFETCH_INTERVAL, Verifier};
 use crate::cognito::CognitoDirectory;
 use crate::config::{ConfigError, Settings};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::http::middleware;
+use crate::http::routes;
 use crate::input::Regions;
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
-use crate::middleware;
-use crate::openapi::ApiDoc;
 use crate::policy_reload::PolicyReloader;
 use crate::policy_source::{LoadError, PolicySource};
 use crate::quota::{QuotaGuard, QuotaMetrics};
-use crate::routes;
 use crate::schema_cache::SchemaCache;
 use crate::shared_budget::{Mode, QuotaStatus, SharedBudget, show_mode};
-use crate::update::UpdateService;
+use crate::update::{UpdateParts, UpdateService};
 
 /// How often every JWKS is fetched again, to pick up rotated keys before they are used.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -51,11 +49,11 @@ pub enum StartupError {
     Audit(#[from] AuditError),
     #[error(transparent)]
     AuditKey(#[from] KeyError),
-    #[error("Redis: {0}")]
-    Redis(String),
-    #[error("failed to build the HTTP client for JWKS: {0}")]
-    Http(String),
-    #[error("failed to listen on {address}: {source}")]
+    #[error("Redis")]
+    Redis(#[source] redis::RedisError),
+    #[error("failed to build the HTTP client for JWKS")]
+    Http(#[source] reqwest::Error),
+    #[error("failed to listen on {address}")]
     Bind {
         address: String,
         source: std::io::Error,
@@ -105,7 +103,7 @@ impl Dependencies {
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| StartupError::Http(e.to_string()))?;
+            .map_err(StartupError::Http)?;
         let verifier = web::Data::new(Verifier::new(
             &settings.auth,
             http,
@@ -128,7 +126,7 @@ impl Dependencies {
                 Duration::from_secs(settings.cognito.schema_ttl_seconds),
             )
         });
-        let updates = web::Data::new(UpdateService {
+        let updates = web::Data::new(UpdateService::new(UpdateParts {
             policy: policy.clone(),
             audit: audit.clone(),
             writer: cognito.clone(),
@@ -142,7 +140,7 @@ impl Dependencies {
                 fixed: settings.cognito.region.clone(),
                 allowed: settings.cognito.allowed_regions.clone(),
             },
-        });
+        }));
         let routes = Routes {
             policy: web::Data::from(policy),
             audit: web::Data::new(audit),
@@ -316,7 +314,7 @@ struct Routes {
 
 /// Starts the HTTP server on `listener` with every route and the middleware.
 fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<Server> {
-    let openapi = ApiDoc::openapi();
+    let openapi = crate::http::openapi::document();
     let server = HttpServer::new(move || {
         let routes = routes.clone();
         App::new()
@@ -332,7 +330,7 @@ fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<Server> {
             .service(
                 SwaggerUi::new("/docs/{_:.*}")
                     .url("/openapi.json", openapi.clone())
-                    .config(crate::openapi::swagger_ui_config()),
+                    .config(crate::http::openapi::swagger_ui_config()),
             )
             .route(
                 "/docs",

@@ -99,26 +99,23 @@ pub(crate) fn signing_key_from_pem(pem: &str) -> Result<SigningKey, String> {
 
 /// Starts the checkpoint thread; the writer sends it `Note`s.
 pub(super) fn spawn(config: CheckpointConfig) -> Result<Sender<Note>, AuditError> {
-    let shown = config.path.display().to_string();
-    let open_error = |message: String| AuditError::Open {
-        path: shown.clone(),
-        message,
-    };
+    let path = config.path.clone();
+    let open_error = AuditError::open(&path);
     if let Some(parent) = config.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+        std::fs::create_dir_all(parent).map_err(&open_error)?;
     }
     let file = OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
         .open(&config.path)
-        .map_err(|e| open_error(e.to_string()))?;
-    cut_torn_tail(&file).map_err(|e| open_error(e.to_string()))?;
+        .map_err(&open_error)?;
+    cut_torn_tail(&file).map_err(&open_error)?;
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("audit-checkpoint".into())
         .spawn(move || CheckpointThread::new(config, file).run(&receiver))
-        .map_err(|e| open_error(e.to_string()))?;
+        .map_err(&open_error)?;
     Ok(sender)
 }
 

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::auth::Caller;
-use crate::wire::{DeniedAttribute, FieldError};
+use crate::identity::Caller;
+use crate::report::{DeniedAttribute, FieldError};
 
 /// The shortest audit HMAC key accepted, in bytes.
 pub(super) const MIN_KEY_BYTES: usize = 32;

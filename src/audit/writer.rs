@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{GENESIS_HASH, Prepared, seal_prepared};
 use super::checkpoint::{self, CheckpointConfig, Head, Note};
+use super::permit::{Intent, WritePermit};
 use super::record::{Event, Outcome, now_rfc3339};
 use super::{AuditError, AuditRecord};
+use crate::policy::AllowedChanges;
 
 const MAX_BATCH: usize = 4096;
 const TAIL_WINDOW: u64 = 1024 * 1024;
@@ -138,12 +140,13 @@ impl FileStore {
         path: &Path,
         rotate_bytes: Option<u64>,
     ) -> Result<(Self, ChainHead, Option<u64>), AuditError> {
-        let open_error = |message: String| AuditError::Open {
+        let open_error = AuditError::open(path);
+        let unusable = |problem: String| AuditError::Unusable {
             path: path.display().to_string(),
-            message,
+            problem,
         };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| open_error(e.to_string()))?;
+            std::fs::create_dir_all(parent).map_err(&open_error)?;
         }
         let existed = path.exists();
         let mut file = OpenOptions::new()
@@ -151,41 +154,35 @@ impl FileStore {
             .append(true)
             .create(true)
             .open(path)
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(&open_error)?;
         if !existed {
-            sync_parent(path).map_err(|e| open_error(e.to_string()))?;
+            sync_parent(path).map_err(&open_error)?;
         }
-        let len = file
-            .metadata()
-            .map_err(|e| open_error(e.to_string()))?
-            .len();
-        let (start, tail) = read_tail(&mut file, len).map_err(|e| open_error(e.to_string()))?;
+        let len = file.metadata().map_err(&open_error)?.len();
+        let (start, tail) = read_tail(&mut file, len).map_err(&open_error)?;
         let complete_len = match tail.iter().rposition(|b| *b == b'\n') {
             Some(at) => start + at as u64 + 1,
             None if start == 0 => 0,
-            None => return Err(open_error("the last 1 MiB holds no complete record".into())),
+            None => return Err(unusable("the last 1 MiB holds no complete record".into())),
         };
         let torn = (complete_len < len).then_some(len - complete_len);
         if torn.is_some() {
             file.set_len(complete_len)
                 .and_then(|_| file.sync_all())
-                .map_err(|e| open_error(format!("failed to cut a torn last line: {e}")))?;
+                .map_err(&open_error)?;
         }
-        let mut head = head_after(&tail[..(complete_len - start) as usize]).map_err(open_error)?;
+        let mut head = head_after(&tail[..(complete_len - start) as usize]).map_err(unusable)?;
         if complete_len == 0 {
-            let newest = rotated_files(path)
-                .map_err(|e| open_error(e.to_string()))?
-                .pop();
+            let newest = rotated_files(path).map_err(&open_error)?.pop();
             if let Some((_, rotated)) = newest {
-                let mut previous = File::open(&rotated).map_err(|e| open_error(e.to_string()))?;
-                let previous_len = previous
-                    .metadata()
-                    .map_err(|e| open_error(e.to_string()))?
-                    .len();
-                let (_, tail) = read_tail(&mut previous, previous_len)
-                    .map_err(|e| open_error(e.to_string()))?;
-                head = head_after(&tail)
-                    .map_err(|e| open_error(format!("{}: {e}", rotated.display())))?;
+                let open_rotated = AuditError::open(&rotated);
+                let mut previous = File::open(&rotated).map_err(&open_rotated)?;
+                let previous_len = previous.metadata().map_err(&open_rotated)?.len();
+                let (_, tail) = read_tail(&mut previous, previous_len).map_err(&open_rotated)?;
+                head = head_after(&tail).map_err(|problem| AuditError::Unusable {
+                    path: rotated.display().to_string(),
+                    problem,
+                })?;
             }
         }
         Ok((
@@ -265,7 +262,8 @@ pub struct AuditCounters {
 
 struct Pending {
     record: Prepared,
-    done: oneshot::Sender<Result<(), AuditError>>,
+    /// Answered with the record's `seq` once it is on disk.
+    done: oneshot::Sender<Result<u64, AuditError>>,
 }
 
 /// What the writer thread is asked to do, in order.
@@ -293,21 +291,6 @@ impl WriterOptions {
     }
 }
 
-/// Proof that a request's intent record is on disk. Only [`AuditLog::append_intent`]
-/// makes one, and Cognito's update cannot be called without it.
-#[derive(Debug)]
-pub struct IntentReceipt {
-    request_id: String,
-}
-
-impl IntentReceipt {
-    /// The request whose intent was written.
-    #[must_use]
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-}
-
 /// A handle to the writer thread. Cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
@@ -331,10 +314,7 @@ impl AuditLog {
             tracing::warn!(bytes, path = %path.display(), "cut a torn last audit line");
             let record =
                 json!({"event": "recovered", "time": now_rfc3339(), "truncated_bytes": bytes});
-            log.send(record).map_err(|e| AuditError::Open {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            log.send(record)?;
         }
         Ok(log)
     }
@@ -374,8 +354,8 @@ impl AuditLog {
 
     /// Writes the record and returns once it is on disk.
     pub async fn append(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        let value = serde_json::to_value(record).map_err(|e| AuditError::Write(e.to_string()))?;
-        self.send_async(value).await
+        let value = serde_json::to_value(record).map_err(|e| AuditError::Encode(Arc::new(e)))?;
+        self.send_async(value).await.map(|_seq| ())
     }
 
     /// Signs a checkpoint of every record appended so far (at a clean shutdown), and
@@ -395,23 +375,45 @@ impl AuditLog {
         record
     }
 
-    /// Writes an intent record (whatever its `event` said) and returns, once it is on
-    /// disk, the receipt that Cognito's update asks for.
+    /// Writes the intent record of `changes` and returns, once it is on disk, the permit
+    /// that Cognito's update consumes: the changes themselves, the target the record
+    /// names, and the record's `seq`. The record is made to announce exactly these
+    /// changes (their names, and no other value HMACs than theirs) and this target.
     ///
     /// # Errors
-    /// The record could not be made durable: the update must not happen.
-    pub async fn append_intent(&self, record: &AuditRecord) -> Result<IntentReceipt, AuditError> {
-        let mut value =
-            serde_json::to_value(record).map_err(|e| AuditError::Write(e.to_string()))?;
-        value["event"] = json!(Event::Intent);
-        value["outcome"] = json!(Outcome::Pending);
-        self.send_async(value).await?;
-        Ok(IntentReceipt {
-            request_id: record.request_id.clone(),
-        })
+    /// The record could not be made durable: the update must not happen, and the
+    /// changes are gone with the error.
+    pub async fn append_intent(
+        &self,
+        intent: Intent,
+        changes: AllowedChanges,
+    ) -> Result<WritePermit, AuditError> {
+        let Intent {
+            mut record,
+            pool_id,
+            username,
+        } = intent;
+        record.event = Event::Intent;
+        record.outcome = Outcome::Pending;
+        record.pool_id = pool_id.as_str().to_owned();
+        record.username = username.as_str().to_owned();
+        record.attributes = changes.names();
+        record
+            .values
+            .retain(|name, _| changes.as_map().contains_key(name));
+        let value = serde_json::to_value(&record).map_err(|e| AuditError::Encode(Arc::new(e)))?;
+        let seq = self.send_async(value).await?;
+        Ok(WritePermit::new(
+            seq,
+            record.request_id,
+            pool_id,
+            username,
+            changes,
+        ))
     }
 
-    async fn send_async(&self, record: Value) -> Result<(), AuditError> {
+    /// Sends one record and waits until it is on disk; its `seq`.
+    async fn send_async(&self, record: Value) -> Result<u64, AuditError> {
         let (done, wait) = oneshot::channel();
         self.sender
             .send(Message::Append(Pending {
@@ -422,6 +424,7 @@ impl AuditLog {
         wait.await.map_err(|_| AuditError::Stopped)?
     }
 
+    /// Sends one record without waiting for it.
     fn send(&self, record: Value) -> Result<(), AuditError> {
         let (done, _wait) = oneshot::channel();
         self.sender
@@ -511,6 +514,7 @@ impl Writer {
         batch: Vec<Pending>,
     ) -> ChainHead {
         let mut bytes = Vec::with_capacity(batch.len() * 512);
+        let first_seq = head.next_seq;
         let mut next = head.clone();
         for pending in &batch {
             let (line, hash) = seal_prepared(&pending.record, next.next_seq, &next.last_hash);
@@ -534,16 +538,18 @@ impl Writer {
                         file: store.location(),
                     }));
                 }
-                (Ok(()), next)
+                (Ok(first_seq), next)
             }
             Err(error) => {
                 self.counters.failures.inc();
                 tracing::error!(%error, records = batch.len(), "audit write failed; failing closed");
-                (Err(AuditError::Write(error.kind().to_string())), head)
+                (Err(AuditError::Write(Arc::new(error))), head)
             }
         };
-        for pending in batch {
-            let _ = pending.done.send(answer.clone());
+        for (offset, pending) in (0..).zip(batch) {
+            let _ = pending
+                .done
+                .send(answer.clone().map(|first| first + offset));
         }
         head
     }
@@ -555,7 +561,7 @@ mod tests {
     use crate::audit::Event;
     use crate::audit::chain::verify_file;
     use crate::audit::chain::verify_lines;
-    use crate::auth::Caller;
+    use crate::identity::Caller;
 
     /// A store that fails while `fail` is set, and otherwise keeps lines in memory.
     #[derive(Clone, Default)]

@@ -1,32 +1,14 @@
-//! Authentication of internal callers by JWT: JWKS cache, token verification, and the
-//! `Caller` extractor that turns a request into an authenticated identity or a 401.
-//! Must not depend on policy, cognito, audit or routes.
+//! Authentication of internal callers by JWT: JWKS cache and token verification, which
+//! turn a token into a [`Caller`](crate::identity::Caller) or an [`AuthError`].
+//! Must not depend on actix, the HTTP wing (`crate::http`), policy, cognito or audit.
 
-mod extractor;
 mod jwks;
 mod verifier;
 
-pub(crate) use extractor::{TokenRefused, request_id};
 pub(crate) use jwks::REFETCH_INTERVAL;
 pub(crate) use verifier::Verifier;
 #[cfg(feature = "fuzzing")]
 pub(crate) use verifier::{caller_facts, preflight};
-
-use std::collections::BTreeMap;
-
-use serde::Serialize;
-
-/// An authenticated caller. Only the `Caller` extractor and `Verifier::verify` make one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Caller {
-    pub iss: String,
-    pub sub: String,
-    pub roles: Vec<String>,
-    /// The issuer's named `claims` that the token carries: each a string, or the strings
-    /// of an array. A claim of any other shape is absent.
-    #[serde(skip)]
-    pub claims: BTreeMap<String, Vec<String>>,
-}
 
 /// Why a token was refused. The text never contains the token or any claim value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

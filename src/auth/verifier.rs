@@ -11,9 +11,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::AuthError;
 use super::jwks::{JwksCache, Lookup};
-use super::{AuthError, Caller};
 use crate::config::{AuthSettings, ConfigError, IssuerSettings};
+use crate::identity::Caller;
 
 /// The shortest HMAC secret accepted: 256 bits, as RFC 7518 asks for HS256.
 pub(super) const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -223,7 +224,7 @@ fn check_times(
         None => Ok(None),
         Some(value) => value.as_f64().map(Some).ok_or(AuthError::NotANumber(name)),
     };
-    #[allow(clippy::cast_precision_loss)] // seconds since the epoch fit an f64 exactly
+    // Seconds since the epoch fit an f64 exactly.
     let (now, leeway, lifetime) = (
         now as f64,
         leeway_seconds as f64,

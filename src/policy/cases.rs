@@ -7,8 +7,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compile::Policy;
-use super::decide::{Claims, Decision, DecisionRequest, DenialCode, TargetFacts, decide};
+use super::decide::{Decision, DenialCode, decide};
 use super::diagnostic::{PolicyDiagnostic, PolicyError};
+use super::facts::{Claims, DecisionRequest, TargetFacts};
 
 /// A parsed case file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +87,7 @@ impl fmt::Display for Expect {
 }
 
 /// The outcome of one case.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
 pub(crate) struct CaseResult {
     pub name: String,
     /// The line of the case in its file, when known.
@@ -284,7 +285,7 @@ fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     };
     if actual != case.expect {
         let detail = decision
-            .denied
+            .denied()
             .iter()
             .map(|denial| format!("{} ({})", denial.attribute, denial.reason))
             .collect::<Vec<_>>()
@@ -312,7 +313,7 @@ fn run_case(policy: &Policy, case: &Case) -> CaseResult {
 fn denied_problems(expected: &[ExpectedDenial], decision: &Decision) -> Vec<String> {
     let names: BTreeSet<&str> = expected.iter().map(ExpectedDenial::attribute).collect();
     let actual: BTreeSet<&str> = decision
-        .denied
+        .denied()
         .iter()
         .map(|d| d.attribute.as_str())
         .collect();
@@ -328,7 +329,7 @@ fn denied_problems(expected: &[ExpectedDenial], decision: &Decision) -> Vec<Stri
         .filter_map(|entry| {
             let code = entry.code()?;
             let denial = decision
-                .denied
+                .denied()
                 .iter()
                 .find(|d| d.attribute == entry.attribute())?;
             (denial.code != code).then(|| {

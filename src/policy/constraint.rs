@@ -2,7 +2,7 @@
 
 use regex::Regex;
 
-use super::decide::Claims;
+use super::facts::Claims;
 
 /// A compiled constraint: a list of rules, every one of which must accept the value.
 #[derive(Debug, Clone)]

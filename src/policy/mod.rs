@@ -15,6 +15,7 @@ mod compile;
 mod constraint;
 mod decide;
 mod diagnostic;
+mod facts;
 mod glob;
 mod iam;
 mod lint;
@@ -25,11 +26,9 @@ mod target;
 pub(crate) use cases::{parse_cases, run_cases};
 pub use compile::{Policy, TargetNeeds};
 pub(crate) use constraint::ConstraintView;
-pub use decide::{
-    AllowedChanges, Claims, ConditionResult, Decision, DecisionRequest, Denial, DenialCode,
-    TargetFacts, decide,
-};
+pub use decide::{AllowedChanges, ConditionResult, Decision, Denial, DenialCode, decide};
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
+pub use facts::{Claims, DecisionRequest, TargetFacts};
 pub use iam::{AccountId, IamOptions, Partition, iam_policy};
 pub(crate) use lint::lint;
 pub(crate) use permissions::{Permissions, RolePermissions, permissions};

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::compile::{Policy, Role};
 use super::constraint::ConstraintView;
-use super::decide::{ConditionResult, DecisionRequest, Evaluation};
+use super::decide::{ConditionResult, Evaluation};
+use super::facts::DecisionRequest;
 use crate::attribute::{IMMUTABLE_ATTRIBUTE, Verifiable};
 
 /// The caller's effective permissions in one pool (and, when asked, for one user).
@@ -48,7 +49,6 @@ pub(crate) struct RolePermissions {
     pub(crate) target: Vec<String>,
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
 fn is_false(value: &bool) -> bool {
     !*value
 }
@@ -131,7 +131,7 @@ fn view(role: &Role, unevaluated: bool) -> RolePermissions {
 #[cfg(test)]
 mod tests {
     use super::super::compile::Policy;
-    use super::super::decide::DecisionRequest;
+    use super::super::facts::DecisionRequest;
 
     const POLICY: &str = r#"
 version: 1

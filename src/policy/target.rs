@@ -5,8 +5,8 @@
 
 use serde_saphyr::Spanned;
 
-use super::decide::{Claims, TargetFacts};
 use super::diagnostic::PolicyDiagnostic;
+use super::facts::{Claims, TargetFacts};
 use super::model::{RawAttributeCondition, RawGroups, RawTarget};
 use crate::attribute::check_name;
 

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use serde::Deserialize;
-use utoipa::ToSchema;
 
 use crate::audit::ValueHasher;
 use crate::input::{AttributeChanges, PoolId, Regions, Username, parse_query};
-use crate::wire::FieldError;
+use crate::report::FieldError;
 
-use super::refusal::{Invalid, Known, Refused};
+use super::refusal::{Invalid, Known, Refused, Requested};
 
 /// An update request as it came off the wire. `body` is read only once the query and
 /// the content type have passed, so a refused request's body is never read.
@@ -34,125 +33,22 @@ pub(crate) enum BodyError {
     Unreadable,
 }
 
-/// The query string of an update.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// The query string of an update (documented by the HTTP wing's `UpdateQuery`).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct UpdateQuery {
-    /// `true`: decide and audit as usual, but do not call Cognito. The answer is the
-    /// same 200 (with `dry_run: true`) or 403 that the real request would get from the
-    /// policy; input errors are reported too, but Cognito's own checks (user exists,
-    /// alias in use) are not made, except that the target user is read (and must exist)
-    /// when one of the caller's roles has conditions on it.
+pub(crate) struct UpdateOptions {
     #[serde(default)]
     pub(crate) dry_run: bool,
 }
 
-/// The body of an attribute update. Unknown fields are rejected with a 400.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The body of an attribute update, as parsed (documented by the HTTP wing's
+/// `UpdateAttributesRequest`). Unknown fields are rejected with a 400.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UpdateAttributesRequest {
-    /// Attribute name to new value (see `attribute_map_schema` for the documented rules).
-    #[schema(schema_with = attribute_map_schema)]
+pub(crate) struct UpdateBody {
     pub(crate) attributes: BTreeMap<String, String>,
-    /// Passed to Cognito as `ClientMetadata` (for its Lambda triggers); never stored
-    /// or audited.
     #[serde(default)]
-    #[schema(example = json!({"source": "crm"}))]
     pub(crate) client_metadata: BTreeMap<String, String>,
-}
-
-/// `attributes` as a client sees it: a map from attribute name to string value, with
-/// the input rules that apply before the policy.
-fn attribute_map_schema() -> utoipa::openapi::Object {
-    use utoipa::openapi::{ObjectBuilder, Type};
-
-    use crate::attribute::{NAME_PREFIXES, STANDARD_ATTRIBUTES};
-    use crate::input::{MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_VALUE_CHARS};
-
-    // The name rule of `attribute::check_name` as a pattern: a standard name, or a prefix
-    // and 1 or more characters (up to the length limit) that are neither control
-    // characters nor whitespace. The class lists exactly the characters for which
-    // `char::is_control` (Unicode Cc) or `char::is_whitespace` (Unicode White_Space)
-    // holds; `\uXXXX` escapes mean the same in ECMA-262, Python and Rust regexes.
-    const NOT_SPACE_OR_CONTROL: &str =
-        r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
-    let prefixed = NAME_PREFIXES.map(|prefix| {
-        let room = MAX_NAME_CHARS - prefix.chars().count();
-        format!("{prefix}{NOT_SPACE_OR_CONTROL}{{1,{room}}}")
-    });
-    let name_pattern = format!(
-        "^(?:{}|{})$",
-        STANDARD_ATTRIBUTES.join("|"),
-        prefixed.join("|")
-    );
-    // The values `input::check_value` holds to a fixed form (`email`'s rule is the
-    // `validator` crate's, which no pattern states exactly: it stays in the description).
-    let flag = |what: &str| {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(format!(
-                "`\"true\"` marks the {what} verified, `\"false\"` unverified; nothing else \
-                 (not even an empty string) is accepted."
-            )))
-            .enum_values(Some(["true", "false"]))
-    };
-
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some(format!(
-            "Attribute name to new value: at least 1 entry, at most {MAX_ATTRIBUTES}. \
-             A name is a Cognito standard attribute (`given_name`, `email`, `email_verified`, ...) \
-             or starts with `custom:` or `dev:`; an unknown bare name is a 422 with a hint \
-             (`tier`: \"did you mean custom:tier?\"), and `sub` is never writable. \
-             A value is a string of at most {MAX_VALUE_CHARS} characters; `email_verified` and \
-             `phone_number_verified` take `\"true\"` or `\"false\"`, `email` must be a valid \
-             address and `phone_number` E.164 (`+` and 1 to 15 digits). An empty string deletes \
-             the attribute (Cognito semantics) and counts as a write."
-        )))
-        .property_names(Some(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(MAX_NAME_CHARS))
-                .pattern(Some(name_pattern)),
-        ))
-        .property("email_verified", flag("email"))
-        .property("phone_number_verified", flag("phone number"))
-        .property(
-            "phone_number",
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .description(Some(
-                    "E.164: `+` and 1 to 15 digits; an empty string deletes the attribute.",
-                ))
-                .pattern(Some(r"^(?:\+[0-9]{1,15})?$")),
-        )
-        .additional_properties(Some(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .max_length(Some(MAX_VALUE_CHARS)),
-        ))
-        .min_properties(Some(1))
-        .max_properties(Some(MAX_ATTRIBUTES))
-        .examples([serde_json::json!({"given_name": "Annie", "custom:plan": "pro"})])
-        .build()
-}
-
-/// The requested names and their values' HMACs, as audit records name them.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Requested {
-    pub(crate) names: Vec<String>,
-    pub(crate) values: BTreeMap<String, String>,
-}
-
-impl Requested {
-    fn of(attributes: &BTreeMap<String, String>, hasher: &ValueHasher) -> Self {
-        Self {
-            names: attributes.keys().cloned().collect(),
-            values: hasher.hash_all(attributes),
-        }
-    }
 }
 
 /// An update that passed every input rule.
@@ -195,7 +91,7 @@ pub(super) async fn parse<B>(
 where
     B: Future<Output = Result<Vec<u8>, BodyError>>,
 {
-    let query = parse_query::<UpdateQuery>(raw.query, "`dry_run`")
+    let query = parse_query::<UpdateOptions>(raw.query, "`dry_run`")
         .map_err(|message| Refused::invalid(Invalid::Query(message), Known::default()))?;
     let known = Known {
         dry_run: query.dry_run,
@@ -214,7 +110,7 @@ where
         };
         Refused::invalid(invalid, known.clone())
     })?;
-    let body: UpdateAttributesRequest = serde_json::from_slice(&body)
+    let body: UpdateBody = serde_json::from_slice(&body)
         .map_err(|error| Refused::invalid(body_error(&error), known.clone()))?;
     let requested = Requested::of(&body.attributes, hasher);
     let known = Known {
@@ -299,7 +195,7 @@ fn is_json(content_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Invalid, UpdateAttributesRequest, body_error, is_json};
+    use super::{Invalid, UpdateBody, body_error, is_json};
 
     #[test]
     fn only_application_json_with_an_optional_utf8_charset_is_json() {
@@ -336,7 +232,7 @@ mod tests {
             (r#"{}"#, "missing field `attributes`"),
         ];
         for (body, expected) in table {
-            let error = serde_json::from_str::<UpdateAttributesRequest>(body).unwrap_err();
+            let error = serde_json::from_str::<UpdateBody>(body).unwrap_err();
             let Invalid::Body { message, .. } = body_error(&error) else {
                 panic!("a body error");
             };

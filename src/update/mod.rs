@@ -16,10 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::audit::{
-    AuditLog, AuditRecord, ConditionRecord, DecisionRecord, Event, Outcome, ValueHasher,
+    AuditLog, AuditRecord, ConditionRecord, DecisionRecord, Event, Intent, Outcome, ValueHasher,
 };
-use crate::auth::Caller;
-use crate::cognito::{DirectoryError, UpdateRequest, UserReader, UserWriter};
+use crate::cognito::{DirectoryError, UserReader, UserWriter};
+use crate::identity::Caller;
 use crate::input::{PoolId, Regions, Username};
 use crate::limit::RateLimiter;
 use crate::metrics::Metrics;
@@ -27,31 +27,48 @@ use crate::policy::{
     self, AllowedChanges, Decision, DecisionRequest, Permissions, Policy, TargetFacts,
 };
 use crate::policy_source::PolicySource;
+use crate::report::{DeniedAttribute, FieldError};
 use crate::schema_cache::SchemaCache;
-use crate::wire::DeniedAttribute;
 
-pub(crate) use command::{
-    BodyError, RawUpdate, UpdateAttributesRequest, UpdateCommand, UpdateQuery,
-};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use command::UpdateBody;
+#[cfg(test)]
+pub(crate) use command::UpdateOptions;
+pub(crate) use command::{BodyError, RawUpdate, UpdateCommand};
 pub(crate) use refusal::{Invalid, Refusal};
 
 use command::Target;
 use refusal::{Known, Refused};
 
 /// Everything an update needs besides the request itself.
+/// Its parts are private: the HTTP wing reaches it only through its methods.
 pub(crate) struct UpdateService {
+    policy: Arc<PolicySource>,
+    audit: AuditLog,
+    writer: Arc<dyn UserWriter>,
+    /// Reads a target user's facts for the policy's `target` conditions.
+    reader: Arc<dyn UserReader>,
+    /// `None` when `cognito.validate_schema` is off.
+    schemas: Option<SchemaCache>,
+    hasher: ValueHasher,
+    metrics: Arc<Metrics>,
+    limiter: RateLimiter,
+    max_body_bytes: usize,
+    /// The regions requests may name (`cognito.region`, `cognito.allowed_regions`).
+    regions: Regions,
+}
+
+/// What an `UpdateService` is built from.
+pub(crate) struct UpdateParts {
     pub(crate) policy: Arc<PolicySource>,
     pub(crate) audit: AuditLog,
     pub(crate) writer: Arc<dyn UserWriter>,
-    /// Reads a target user's facts for the policy's `target` conditions.
     pub(crate) reader: Arc<dyn UserReader>,
-    /// `None` when `cognito.validate_schema` is off.
     pub(crate) schemas: Option<SchemaCache>,
     pub(crate) hasher: ValueHasher,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) limiter: RateLimiter,
     pub(crate) max_body_bytes: usize,
-    /// The regions requests may name (`cognito.region`, `cognito.allowed_regions`).
     pub(crate) regions: Regions,
 }
 
@@ -101,6 +118,56 @@ struct Authorized {
 }
 
 impl UpdateService {
+    pub(crate) fn new(parts: UpdateParts) -> Self {
+        let UpdateParts {
+            policy,
+            audit,
+            writer,
+            reader,
+            schemas,
+            hasher,
+            metrics,
+            limiter,
+            max_body_bytes,
+            regions,
+        } = parts;
+        Self {
+            policy,
+            audit,
+            writer,
+            reader,
+            schemas,
+            hasher,
+            metrics,
+            limiter,
+            max_body_bytes,
+            regions,
+        }
+    }
+
+    /// The largest body an update may have.
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Admits one request under the caller's rate limit, or says how long to wait.
+    ///
+    /// # Errors
+    /// The seconds to wait before retrying.
+    pub(crate) async fn admit(&self, caller: &Caller) -> Result<(), u64> {
+        self.limiter.check(&caller.iss, &caller.sub).await
+    }
+
+    /// A pool id from a request, checked against the input rules and the allowed regions.
+    ///
+    /// # Errors
+    /// What is wrong with it.
+    pub(crate) fn pool_id(&self, raw: &str) -> Result<PoolId, FieldError> {
+        let pool = PoolId::parse(raw)?;
+        self.regions.check(&pool)?;
+        Ok(pool)
+    }
+
     /// Runs one update: parse, authorize, apply. Every request leaves an audit record;
     /// when that record cannot be written, the answer is `AuditUnavailable`.
     pub(crate) async fn update<B>(
@@ -173,7 +240,7 @@ impl UpdateService {
         // else is denied by the policy anyway, and must learn nothing about the pool (nor
         // make attrgate spend Cognito's DescribeUserPool quota on guessed pool ids).
         if let Some(schemas) = &self.schemas
-            && !decision.applicable_roles.is_empty()
+            && !decision.applicable_roles().is_empty()
         {
             match schemas.check(&command.pool, &command.changes).await {
                 Ok(Ok(())) => {}
@@ -269,20 +336,19 @@ impl UpdateService {
                 dry_run: true,
             });
         }
-        let intent = self
+        let intent = Intent::new(
+            facts.record(Event::Intent, Outcome::Pending, &known),
+            command.pool.clone(),
+            command.user.clone(),
+        );
+        let permit = self
             .audit
-            .append_intent(&facts.record(Event::Intent, Outcome::Pending, &known))
+            .append_intent(intent, authorized.changes)
             .await
             .map_err(|error| audit_failed(&error))?;
         let result = self
             .writer
-            .update_attributes(UpdateRequest {
-                pool_id: &command.pool,
-                username: &command.user,
-                changes: &authorized.changes,
-                intent: &intent,
-                client_metadata: &command.client_metadata,
-            })
+            .update_attributes(permit, &command.client_metadata)
             .await;
         let (outcome, cognito_request_id) = match &result {
             Ok(done) => (Outcome::Updated, done.request_id.clone()),
@@ -342,7 +408,7 @@ fn decision_record(
     hasher: &ValueHasher,
 ) -> DecisionRecord {
     let target_values = decision
-        .conditions
+        .conditions()
         .iter()
         .filter_map(|condition| {
             let attribute = condition.attribute.as_ref()?;
@@ -352,10 +418,14 @@ fn decision_record(
         .collect();
     DecisionRecord {
         allowed: decision.is_allowed(),
-        applicable_roles: decision.applicable_roles.clone(),
-        denied: decision.denied.iter().map(DeniedAttribute::from).collect(),
+        applicable_roles: decision.applicable_roles().to_vec(),
+        denied: decision
+            .denied()
+            .iter()
+            .map(DeniedAttribute::from)
+            .collect(),
         conditions: decision
-            .conditions
+            .conditions()
             .iter()
             .map(|condition| ConditionRecord {
                 role: condition.role.clone(),

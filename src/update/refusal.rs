@@ -1,11 +1,11 @@
 //! Why an update was refused, as values: the service's one error type, and what each
 //! refusal's audit record says. Must not depend on actix.
 
-use crate::audit::{DecisionRecord, Outcome};
-use crate::cognito::{DirectoryError, DirectoryErrorKind};
-use crate::wire::{DeniedAttribute, FieldError};
+use std::collections::BTreeMap;
 
-use super::command::Requested;
+use crate::audit::{DecisionRecord, Outcome, ValueHasher};
+use crate::cognito::{DirectoryError, DirectoryErrorKind};
+use crate::report::{DeniedAttribute, FieldError};
 
 /// An update that did not happen, and why.
 #[derive(Debug, Clone)]
@@ -121,6 +121,22 @@ impl Refused {
         Self {
             refusal: Refusal::Invalid(invalid),
             known,
+        }
+    }
+}
+
+/// The requested names and their values' HMACs, as audit records name them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Requested {
+    pub(crate) names: Vec<String>,
+    pub(crate) values: BTreeMap<String, String>,
+}
+
+impl Requested {
+    pub(super) fn of(attributes: &BTreeMap<String, String>, hasher: &ValueHasher) -> Self {
+        Self {
+            names: attributes.keys().cloned().collect(),
+            values: hasher.hash_all(attributes),
         }
     }
 }

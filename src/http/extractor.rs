@@ -8,8 +8,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use tracing_actix_web::RequestId;
 
-use super::{AuthError, Caller, Verifier};
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::auth::{AuthError, Verifier};
+use crate::identity::Caller;
 use crate::metrics::Metrics;
 
 /// Why the request's token was refused (`AuthError::label`), in the request's extensions

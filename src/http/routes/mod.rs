@@ -17,7 +17,9 @@ fn resource(path: &'static str, allow: &'static str) -> actix_web::Resource {
     web::resource(path)
         .app_data(RoutePattern(path))
         .default_service(web::to(move || async move {
-            Err::<actix_web::HttpResponse, _>(crate::error::ApiError::method_not_allowed(allow))
+            Err::<actix_web::HttpResponse, _>(crate::http::error::ApiError::method_not_allowed(
+                allow,
+            ))
         }))
 }
 

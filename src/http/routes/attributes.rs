@@ -8,12 +8,21 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Caller, request_id};
-use crate::error::ApiError;
-use crate::update::{
-    BodyError, RawUpdate, UpdateAttributesRequest, UpdateFor, UpdateQuery, UpdateService,
-};
-use crate::wire::Problem;
+use utoipa::OpenApi;
+
+use crate::http::error::{ApiError, Problem};
+use crate::http::extractor::request_id;
+use crate::http::wire::{UpdateAttributesRequest, UpdateQuery};
+use crate::identity::Caller;
+use crate::update::{BodyError, RawUpdate, UpdateFor, UpdateService};
+
+/// This route's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(update_attributes),
+    components(schemas(UpdateAttributesRequest, UpdateAttributesResponse))
+)]
+pub(crate) struct Doc;
 
 /// The answer to an allowed update.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -113,7 +122,7 @@ pub(crate) async fn update_attributes(
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok()),
-        body: read_body(&req, payload, service.max_body_bytes),
+        body: read_body(&req, payload, service.max_body_bytes()),
     };
     let done = service.update(&who, raw).await?;
     Ok(HttpResponse::Ok().json(UpdateAttributesResponse {

@@ -2,7 +2,7 @@
 //! Each layer keeps its own error enum and reaches `ApiError` through `From`; the named
 //! constructors here are used by the handlers and by the OpenAPI examples alike, so the
 //! documented texts are the real ones. The request id is filled in by the middleware
-//! that sets `X-Request-Id` (`crate::middleware`).
+//! that sets `X-Request-Id` (`crate::http::middleware`).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -11,9 +11,46 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::auth::AuthError;
 use crate::cognito::{DirectoryError, DirectoryErrorKind};
 use crate::update::{Invalid, Refusal};
-use crate::wire::{DeniedAttribute, FieldError, Problem};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::report::{DeniedAttribute, FieldError};
 
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The `application/problem+json` body (RFC 9457) of every error answer.
+///
+/// Branch on `status` or `type`, not on `detail`, whose wording may change.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem: `urn:attrgate:problem:<kind>`, e.g.
+    /// `policy-denied` (403), `invalid-attributes` (422), `bad-request` (400),
+    /// `invalid-token` (401), `throttled` (429), `unavailable` (503).
+    #[serde(rename = "type")]
+    #[schema(example = "urn:attrgate:problem:policy-denied")]
+    pub kind: String,
+    /// A short summary of the kind of problem; the same for every problem of a `type`.
+    #[schema(example = "Denied by policy")]
+    pub title: String,
+    /// The HTTP status code of this answer.
+    #[schema(minimum = 400, maximum = 599, example = 403)]
+    pub status: u16,
+    /// What happened in this request, for people. Never holds AWS messages, tokens,
+    /// credentials or stack traces.
+    #[schema(example = "the policy denies 1 of 2 attribute(s); nothing was written")]
+    pub detail: String,
+    /// The id of this request, as sent in `X-Request-Id` and written to the audit log.
+    #[schema(example = "5f0c6a8e-3b1d-4c2a-9e57-2d4b8f1a7c60")]
+    pub request_id: String,
+    /// Only on 403: every attribute the policy denied, not just the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub denied: Option<Vec<DeniedAttribute>>,
+    /// Only on 400 and 422: every input field that broke a rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub errors: Option<Vec<FieldError>>,
+}
 
 /// What went wrong, independent of the request it happened in.
 #[derive(Debug, Clone, PartialEq, Eq)]

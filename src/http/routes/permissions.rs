@@ -4,12 +4,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::input::{PoolId, Username, parse_query};
-use crate::policy::Permissions;
+use utoipa::OpenApi;
+
+use crate::http::error::{ApiError, Problem};
+use crate::identity::Caller;
+use crate::input::{Username, parse_query};
+use crate::policy::{ConditionResult, ConstraintView, Permissions, RolePermissions};
 use crate::update::UpdateService;
-use crate::wire::Problem;
+
+/// This route's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(get_permissions),
+    components(schemas(Permissions, RolePermissions, ConstraintView, ConditionResult))
+)]
+pub(crate) struct Doc;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -77,12 +86,11 @@ pub(crate) async fn get_permissions(
         .map_err(ApiError::permissions_query)?;
     // Reading a user's facts costs Cognito's read budget: the caller's own limit applies.
     service
-        .limiter
-        .check(&caller.iss, &caller.sub)
+        .admit(&caller)
         .await
         .map_err(ApiError::caller_throttled)?;
-    let pool = PoolId::parse(&query.pool_id)
-        .and_then(|pool| service.regions.check(&pool).map(|()| pool))
+    let pool = service
+        .pool_id(&query.pool_id)
         .map_err(ApiError::invalid_pool_id)?;
     let user = query
         .username

@@ -23,10 +23,10 @@ use futures_util::{Stream, StreamExt};
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
-use crate::auth::{TokenRefused, request_id};
-use crate::error::ApiError;
+use super::extractor::{TokenRefused, request_id};
+use crate::http::error::ApiError;
+use crate::http::routes::RoutePattern;
 use crate::metrics::Metrics;
-use crate::routes::RoutePattern;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -2,13 +2,18 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::audit::AuditLog;
 use crate::auth::Verifier;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::shared_budget::QuotaStatus;
+
+/// This module's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(healthz, readyz, metrics), components(schemas(Readiness)))]
+pub(crate) struct Doc;
 
 /// Whether this instance can take requests, and why not.
 #[derive(Debug, Serialize, ToSchema)]

@@ -13,11 +13,10 @@ use utoipa_swagger_ui::Config;
 
 use crate::auth::AuthError;
 use crate::cognito::{DirectoryError, DirectoryErrorKind};
-use crate::error::{ApiError, PROBLEM_JSON};
-use crate::policy::{ConditionResult, ConstraintView, DenialCode, Permissions, RolePermissions};
-use crate::routes::{attributes, health, permissions};
-use crate::update::UpdateAttributesRequest;
-use crate::wire::{DeniedAttribute, FieldError, Problem};
+use crate::http::error::{ApiError, PROBLEM_JSON, Problem};
+use crate::http::routes::{attributes, health, permissions};
+use crate::policy::DenialCode;
+use crate::report::{DeniedAttribute, FieldError};
 
 /// The document's introduction: what a client author must know before the first call.
 const DESCRIPTION: &str = r#"attrgate lets internal services update Amazon Cognito user attributes, but only the
@@ -50,31 +49,34 @@ Swagger UI is at `/docs`: use **Authorize** to paste a token, then **Try it out*
 /// The `request_id` shown in examples.
 const EXAMPLE_REQUEST_ID: &str = "5f0c6a8e-3b1d-4c2a-9e57-2d4b8f1a7c60";
 
+/// What every route shares: the introduction, the tags and the error format. Each route
+/// module declares its own part (`Doc`), and [`document`] merges them.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "attrgate", description = DESCRIPTION),
     servers((url = "/", description = "This attrgate")),
-    paths(attributes::update_attributes, permissions::get_permissions, health::healthz, health::readyz, health::metrics),
-    components(schemas(
-        UpdateAttributesRequest,
-        attributes::UpdateAttributesResponse,
-        Problem,
-        FieldError,
-        DeniedAttribute,
-        DenialCode,
-        health::Readiness,
-        Permissions,
-        RolePermissions,
-        ConstraintView,
-        ConditionResult
-    )),
-    modifiers(&BearerAuth, &DocumentRoute, &ProblemDetails),
+    components(schemas(Problem, FieldError, DeniedAttribute, DenialCode)),
     tags(
         (name = "attributes", description = "Change Cognito user attributes under the policy, and ask what a token may change"),
         (name = "operations", description = "Health, readiness, metrics and this document; no token needed"),
     )
 )]
-pub struct ApiDoc;
+struct Shared;
+
+/// The OpenAPI document: the shared part, each route module's part, then what is added
+/// over the whole (the bearer scheme, `GET /openapi.json`, problem examples and headers).
+#[must_use]
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut openapi = Shared::openapi()
+        .merge_from(attributes::Doc::openapi())
+        .merge_from(permissions::Doc::openapi())
+        .merge_from(health::Doc::openapi());
+    let modifiers: [&dyn Modify; 3] = [&BearerAuth, &DocumentRoute, &ProblemDetails];
+    for modifier in modifiers {
+        modifier.modify(&mut openapi);
+    }
+    openapi
+}
 
 struct BearerAuth;
 
@@ -377,7 +379,7 @@ pub fn swagger_ui_config() -> Config<'static> {
 
 /// The document as pretty JSON, exactly as committed at `openapi/openapi.json`.
 pub fn document_json() -> String {
-    let mut json = ApiDoc::openapi()
+    let mut json = document()
         .to_pretty_json()
         .expect("the OpenAPI document serialises");
     json.push('\n');
