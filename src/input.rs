@@ -52,12 +52,13 @@ pub(crate) fn parse_query<Q: serde::de::DeserializeOwned>(
 
 /// A user pool id such as `us-east-1_AbC123` (or `local_AbC123` with a fixed region).
 /// Only its shape is checked here: whether the part before `_` must be a region depends
-/// on the config, so `Regions::check` decides that.
+/// on the config, so `Regions::check` decides that. Outside this module a `PoolId` comes
+/// only from [`Regions::pool`], which does both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PoolId(String);
 
 impl PoolId {
-    pub(crate) fn parse(raw: &str) -> Result<Self, FieldError> {
+    fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.chars().count() > MAX_POOL_ID_CHARS || !POOL_ID.is_match(raw) {
             return Err(FieldError::new(
                 "pool_id",
