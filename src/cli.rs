@@ -11,7 +11,7 @@ use crate::audit::{
 };
 use crate::cognito::{CognitoDirectory, DirectoryErrorKind, SchemaReader};
 use crate::config::Settings;
-use crate::input::PoolId;
+use crate::input::Regions;
 use crate::policy;
 use crate::policy_source::{LoadError, load_policy};
 use crate::report;
@@ -65,6 +65,20 @@ pub enum PolicyCommand {
         /// The gateway's config: its `cognito` section says where Cognito is.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Print the least-privilege IAM policy (JSON) the gateway needs: the Cognito actions
+    /// it calls, on the user pools the roles of the config's `policy_file` apply to.
+    Iam {
+        /// The gateway's config: its `policy_file`, and `cognito.region`,
+        /// `cognito.allowed_regions` and `cognito.validate_schema`.
+        #[arg(long)]
+        config: PathBuf,
+        /// The AWS account of the user pools (12 digits).
+        #[arg(long)]
+        account_id: String,
+        /// The AWS partition: aws, aws-cn or aws-us-gov.
+        #[arg(long, default_value = "aws")]
+        partition: String,
     },
 }
 
@@ -156,6 +170,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Policy(PolicyCommand::Lint { file, pool, config }) => {
             policy_lint(&file, &pool, &config).await
         }
+        Command::Policy(PolicyCommand::Iam {
+            config,
+            account_id,
+            partition,
+        }) => policy_iam(&config, &account_id, &partition),
         Command::Audit(AuditCommand::Verify {
             files,
             checkpoints,
@@ -321,7 +340,11 @@ async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Pat
         Ok(settings) => settings,
         Err(error) => return fail(&report::chain(&error)),
     };
-    let pool = match PoolId::parse(pool) {
+    let regions = Regions {
+        fixed: settings.cognito.region.clone(),
+        allowed: settings.cognito.allowed_regions.clone(),
+    };
+    let pool = match regions.pool(pool) {
         Ok(pool) => pool,
         Err(error) => return fail(&format!("--pool {pool}: {}", error.message)),
     };
@@ -388,6 +411,36 @@ async fn policy_lint(file: &std::path::Path, pool: &str, config: &std::path::Pat
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn policy_iam(config: &std::path::Path, account_id: &str, partition: &str) -> ExitCode {
+    let (account, partition) = match (
+        policy::AccountId::parse(account_id),
+        policy::Partition::parse(partition),
+    ) {
+        (Ok(account), Ok(partition)) => (account, partition),
+        (Err(error), _) | (_, Err(error)) => return fail(&error),
+    };
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(error) => return fail(&error),
+    };
+    let Some(policy) = load_policy_or_report(&settings.policy_file) else {
+        return ExitCode::FAILURE;
+    };
+    let options = policy::IamOptions {
+        account,
+        partition,
+        region: settings.cognito.region,
+        allowed_regions: settings.cognito.allowed_regions,
+        validate_schema: settings.cognito.validate_schema,
+    };
+    let document = policy::iam_policy(&policy, &options);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&document).expect("a JSON value serialises")
+    );
+    ExitCode::SUCCESS
 }
 
 fn audit_verify(

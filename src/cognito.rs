@@ -377,9 +377,20 @@ fn local_error(kind: DirectoryErrorKind, code: &str) -> DirectoryError {
     }
 }
 
+/// What cognito-local (an emulator) says for AdminUpdateUserAttributes on an unknown
+/// user, where Cognito says `UserNotFoundException`.
+const EMULATOR_NO_SUCH_USER: &str = "User not authorized";
+
 fn update_error_kind(error: &UpdateError) -> DirectoryErrorKind {
     match error {
         UpdateError::UserNotFoundException(_) => DirectoryErrorKind::UserNotFound,
+        // Only that exact message: any other NotAuthorizedException (Cognito refusing
+        // attrgate itself) stays a 502.
+        UpdateError::NotAuthorizedException(refused)
+            if refused.message() == Some(EMULATOR_NO_SUCH_USER) =>
+        {
+            DirectoryErrorKind::UserNotFound
+        }
         UpdateError::ResourceNotFoundException(_) => DirectoryErrorKind::PoolNotFound,
         UpdateError::AliasExistsException(_) => DirectoryErrorKind::AliasExists,
         UpdateError::InvalidParameterException(_)

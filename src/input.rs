@@ -50,29 +50,25 @@ pub(crate) fn parse_query<Q: serde::de::DeserializeOwned>(
     })
 }
 
-/// A user pool id such as `us-east-1_AbC123`.
+/// A user pool id such as `us-east-1_AbC123` (or `local_AbC123` with a fixed region).
+/// Only its shape is checked here: whether the part before `_` must be a region depends
+/// on the config, so `Regions::check` decides that. Outside this module a `PoolId` comes
+/// only from [`Regions::pool`], which does both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PoolId(String);
 
 impl PoolId {
-    pub(crate) fn parse(raw: &str) -> Result<Self, FieldError> {
+    fn parse(raw: &str) -> Result<Self, FieldError> {
         if raw.chars().count() > MAX_POOL_ID_CHARS || !POOL_ID.is_match(raw) {
             return Err(FieldError::new(
                 "pool_id",
                 "must look like <region>_<id> (ASCII letters, digits, '-' and one '_'), at most 55 characters",
             ));
         }
-        let pool = Self(raw.to_owned());
-        if !REGION.is_match(pool.region()) {
-            return Err(FieldError::new(
-                "pool_id",
-                "the part before '_' must be an AWS region name, such as us-east-1",
-            ));
-        }
-        Ok(pool)
+        Ok(Self(raw.to_owned()))
     }
 
-    /// The region named by the id: everything before the last `_`.
+    /// The part of the id before the last `_`: the region, unless the config fixes one.
     pub(crate) fn region(&self) -> &str {
         self.0.rsplit_once('_').map_or("", |(region, _)| region)
     }
@@ -92,11 +88,29 @@ pub(crate) struct Regions {
 }
 
 impl Regions {
-    /// The region attrgate would call for `pool`, if it is allowed.
+    /// A pool id that passes every input rule under this config: its shape, then its
+    /// region (`check`).
     ///
     /// # Errors
-    /// The region is not in `cognito.allowed_regions` (a 422, before any connection).
+    /// The first rule it breaks.
+    pub(crate) fn pool(&self, raw: &str) -> Result<PoolId, FieldError> {
+        PoolId::parse(raw).and_then(|pool| self.check(&pool).map(|()| pool))
+    }
+
+    /// Whether attrgate may call the region it would use for `pool`: the fixed region, or
+    /// else the pool id's part before `_`, which must then look like an AWS region. With
+    /// a fixed region that part is only a name (cognito-local's ids are `local_…`).
+    ///
+    /// # Errors
+    /// The pool id names no region and none is fixed, or the region is not in
+    /// `cognito.allowed_regions` (a 422, before any connection).
     pub(crate) fn check(&self, pool: &PoolId) -> Result<(), FieldError> {
+        if self.fixed.is_none() && !REGION.is_match(pool.region()) {
+            return Err(FieldError::new(
+                "pool_id",
+                "the part before '_' must be an AWS region name, such as us-east-1",
+            ));
+        }
         let region = self.fixed.as_deref().unwrap_or(pool.region());
         match &self.allowed {
             Some(allowed) if !allowed.iter().any(|r| r == region) => Err(FieldError::new(
@@ -214,8 +228,17 @@ mod tests {
         assert_eq!(real.region(), "eu-west-2");
     }
 
+    fn fixed(region: &str) -> Regions {
+        Regions {
+            fixed: Some(region.to_owned()),
+            allowed: None,
+        }
+    }
+
     #[test]
-    fn a_pool_id_is_ascii_and_its_region_part_looks_like_an_aws_region() {
+    fn without_a_fixed_region_a_pool_id_is_ascii_and_its_region_part_looks_like_an_aws_region() {
+        let regions = Regions::default();
+
         for good in [
             "us-gov-west-1_Ab1",
             "ap-southeast-2_X",
@@ -223,7 +246,7 @@ mod tests {
             "il-central-1_x",
             "cn-northwest-1_x",
         ] {
-            assert!(PoolId::parse(good).is_ok(), "{good}");
+            assert!(regions.pool(good).is_ok(), "{good}");
         }
         for bad in [
             "zz-nowhere-9_x",
@@ -233,9 +256,59 @@ mod tests {
             "us_east_1_x",
             "US-EAST-1_x",
             "us-east_x",
+            "local_4a5b6c",
         ] {
-            assert!(PoolId::parse(bad).is_err(), "{bad}");
+            assert!(regions.pool(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn with_a_fixed_region_any_name_of_letters_digits_and_dashes_may_come_before_the_underscore() {
+        let regions = fixed("us-east-1");
+
+        let accepted: Vec<String> = ["local_4a5b6c7d", "us-east-1_AbC123", "My-Pool-2_x", "X_1"]
+            .into_iter()
+            .map(|raw| regions.pool(raw).unwrap().as_str().to_owned())
+            .collect();
+
+        assert_eq!(
+            accepted,
+            ["local_4a5b6c7d", "us-east-1_AbC123", "My-Pool-2_x", "X_1"]
+        );
+    }
+
+    #[test]
+    fn with_a_fixed_region_the_pool_id_keeps_its_shape_rules() {
+        let regions = fixed("us-east-1");
+
+        for bad in [
+            "",
+            "local",
+            "local_",
+            "_abc",
+            "lo cal_x",
+            "l\u{f6}cal_x",
+            "local_a-b",
+            "local_a/b",
+            &format!("local_{}", "a".repeat(50)),
+        ] {
+            assert!(regions.pool(bad).is_err(), "{bad:?}");
+        }
+        assert!(regions.pool(&format!("local_{}", "a".repeat(49))).is_ok());
+    }
+
+    #[test]
+    fn with_a_fixed_region_allowed_regions_judge_the_fixed_region_not_the_pool_ids_prefix() {
+        let pool = PoolId::parse("local_x").unwrap();
+        let refused = Regions {
+            fixed: Some("eu-west-1".into()),
+            allowed: Some(vec!["us-east-1".to_owned()]),
+        };
+
+        let error = refused.check(&pool).unwrap_err();
+
+        assert!(error.message.contains("eu-west-1"), "{}", error.message);
+        assert!(fixed("us-east-1").check(&pool).is_ok());
     }
 
     #[test]

@@ -113,6 +113,7 @@ mod tests {
 
     use super::*;
     use crate::cognito::DirectoryErrorKind;
+    use crate::input::Regions;
     use crate::schema::SchemaAttribute;
 
     /// A directory whose pool gains `custom:late` after the first DescribeUserPool.
@@ -156,7 +157,7 @@ mod tests {
     }
 
     fn pool(id: &str) -> PoolId {
-        PoolId::parse(id).unwrap()
+        Regions::default().pool(id).unwrap()
     }
 
     fn changes(name: &str) -> AttributeChanges {

@@ -13,7 +13,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::pkcs8::spki::der::zeroize::Zeroizing;
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -223,7 +226,7 @@ impl CheckpointThread {
     }
 }
 
-/// Writes a new key pair: the private key (PKCS#8 PEM, mode 0600) and the public key
+/// Writes a new key pair: the private key (PKCS#8 v1 PEM, mode 0600) and the public key
 /// (SubjectPublicKeyInfo PEM). Refuses to overwrite either file.
 ///
 /// # Errors
@@ -235,15 +238,26 @@ pub(crate) fn keygen(private: &Path, public: &Path) -> Result<(), String> {
         }
     }
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let private_pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| format!("failed to encode the private key: {e}"))?;
+    let private_pem = private_key_pem(&key)?;
     let public_pem = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .map_err(|e| format!("failed to encode the public key: {e}"))?;
     write_new(private, private_pem.as_bytes(), 0o600)?;
     write_new(public, public_pem.as_bytes(), 0o644)
+}
+
+/// The private key as PKCS#8 v1 (RFC 8410's `OneAsymmetricKey` without the public key),
+/// the form `openssl genpkey` writes. The v2 form with the public key embedded (what
+/// `SigningKey::to_pkcs8_pem` writes) is refused by OpenSSL 3.0 and by Python's
+/// `cryptography`.
+fn private_key_pem(key: &SigningKey) -> Result<Zeroizing<String>, String> {
+    KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    }
+    .to_pkcs8_pem(LineEnding::LF)
+    .map_err(|e| format!("failed to encode the private key: {e}"))
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
@@ -368,6 +382,39 @@ mod tests {
         let path = dir.join("checkpoints.jsonl");
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
         path
+    }
+
+    #[test]
+    fn the_private_key_is_written_as_pkcs8_v1_without_the_public_key_and_reads_back() {
+        // Arrange: RFC 8410's example shape: SEQUENCE { INTEGER 0, AlgorithmIdentifier
+        // { 1.3.101.112 }, OCTET STRING { OCTET STRING (32 bytes) } }: 48 bytes.
+        let v1_prefix = "302e020100300506032b657004220420";
+
+        // Act
+        let pem = private_key_pem(&key()).unwrap();
+
+        // Assert
+        let (label, der) =
+            ed25519_dalek::pkcs8::spki::der::pem::decode_vec(pem.as_bytes()).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        assert_eq!(der.len(), 48, "no public key embedded");
+        assert_eq!(hex::encode(&der[..16]), v1_prefix);
+        assert_eq!(
+            signing_key_from_pem(&pem).unwrap().to_bytes(),
+            key().to_bytes()
+        );
+    }
+
+    #[test]
+    fn a_pkcs8_v2_private_key_from_an_older_keygen_still_loads() {
+        // Arrange: the form keygen wrote before, with the public key embedded.
+        let v2 = key().to_pkcs8_pem(LineEnding::LF).unwrap();
+
+        // Act
+        let loaded = signing_key_from_pem(&v2);
+
+        // Assert
+        assert_eq!(loaded.unwrap().to_bytes(), key().to_bytes());
     }
 
     #[test]

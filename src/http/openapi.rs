@@ -221,7 +221,9 @@ fn permissions_examples(status: u16) -> Vec<Example> {
             "bad_pool_id",
             "A malformed pool id",
             ApiError::invalid_pool_id(
-                crate::input::PoolId::parse("no pool").expect_err("an invalid pool id"),
+                crate::input::Regions::default()
+                    .pool("no pool")
+                    .expect_err("an invalid pool id"),
             ),
         )],
         429 => vec![(

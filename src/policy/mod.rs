@@ -6,6 +6,7 @@
 //! - [`permissions()`] answers "what can my token do" for `GET /permissions`.
 //! - [`parse_cases`] and [`run_cases`] run table-driven cases for `attrgate policy test`.
 //! - [`lint()`] checks the grants against one pool's attribute schema (`attrgate policy lint`).
+//! - [`iam_policy()`] is the least-privilege IAM policy the gateway needs (`attrgate policy iam`).
 //!
 //! The format and the decision rules are documented in `docs/policy.md`.
 
@@ -16,6 +17,7 @@ mod decide;
 mod diagnostic;
 mod facts;
 mod glob;
+mod iam;
 mod lint;
 mod model;
 mod permissions;
@@ -27,5 +29,6 @@ pub(crate) use constraint::ConstraintView;
 pub use decide::{AllowedChanges, ConditionResult, Decision, Denial, DenialCode, decide};
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
 pub use facts::{Claims, DecisionRequest, TargetFacts};
+pub use iam::{AccountId, IamOptions, Partition, iam_policy};
 pub(crate) use lint::lint;
 pub(crate) use permissions::{Permissions, RolePermissions, permissions};

@@ -163,10 +163,8 @@ fn check_input(
     target: &Target<'_>,
     attributes: BTreeMap<String, String>,
 ) -> Result<(PoolId, Username, AttributeChanges), Vec<FieldError>> {
-    let pool =
-        PoolId::parse(target.pool_id).and_then(|pool| target.regions.check(&pool).map(|()| pool));
     match (
-        pool,
+        target.regions.pool(target.pool_id),
         Username::parse(target.username),
         AttributeChanges::parse(attributes),
     ) {

@@ -163,9 +163,7 @@ impl UpdateService {
     /// # Errors
     /// What is wrong with it.
     pub(crate) fn pool_id(&self, raw: &str) -> Result<PoolId, FieldError> {
-        let pool = PoolId::parse(raw)?;
-        self.regions.check(&pool)?;
-        Ok(pool)
+        self.regions.pool(raw)
     }
 
     /// Runs one update: parse, authorize, apply. Every request leaves an audit record;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::helpers::{AUDIT_KEY, temp_dir};
 use crate::process::{Gateway, GatewayOptions};
 
-fn attrgate(args: &[&str]) -> Output {
+pub(crate) fn attrgate(args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_attrgate"))
         .args(args)
         .env("ATTRGATE_AUDIT_HMAC_KEY", AUDIT_KEY)
@@ -20,7 +20,7 @@ fn attrgate(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -28,12 +28,12 @@ fn text(output: &Output) -> String {
     )
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
 /// A key pair written by `attrgate audit keygen`: (private PEM text, public key file).
-fn keygen(dir: &Path, name: &str) -> (String, PathBuf) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (String, PathBuf) {
     let private = dir.join(format!("{name}.key"));
     let public = dir.join(format!("{name}.pub"));
     let output = attrgate(&[
@@ -48,21 +48,25 @@ fn keygen(dir: &Path, name: &str) -> (String, PathBuf) {
     (std::fs::read_to_string(private).unwrap(), public)
 }
 
-struct Signed {
-    gateway: Gateway,
-    public_key: PathBuf,
-    checkpoints: PathBuf,
+pub(crate) struct Signed {
+    pub(crate) gateway: Gateway,
+    pub(crate) public_key: PathBuf,
+    pub(crate) checkpoints: PathBuf,
 }
 
 impl Signed {
     /// `audit verify` of the gateway's own log, with its checkpoints and key.
-    fn verify_own_log(&self) -> Output {
+    pub(crate) fn verify_own_log(&self) -> Output {
         verify(&[&self.gateway.audit], &self.checkpoints, &self.public_key)
     }
 }
 
 /// A gateway process that signs a checkpoint every `every` records, as replica `replica`.
-async fn signed_gateway(every: u64, replica: &str, key: Option<(String, PathBuf)>) -> Signed {
+pub(crate) async fn signed_gateway(
+    every: u64,
+    replica: &str,
+    key: Option<(String, PathBuf)>,
+) -> Signed {
     let dir = temp_dir();
     let (private, public_key) = key.unwrap_or_else(|| keygen(&dir, "signing"));
     let checkpoints = dir.join("checkpoints.jsonl");
@@ -82,7 +86,7 @@ async fn signed_gateway(every: u64, replica: &str, key: Option<(String, PathBuf)
 }
 
 /// `n` allowed updates: two records each (intent and outcome).
-async fn updates(gateway: &Gateway, n: usize) {
+pub(crate) async fn updates(gateway: &Gateway, n: usize) {
     let http = reqwest::Client::new();
     for i in 0..n {
         let status = http

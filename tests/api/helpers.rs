@@ -59,6 +59,31 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `command` (a shell command line) in the background for the life of this test
+/// process, waits until it listens on `port` of 127.0.0.1, and returns the pipe that
+/// keeps it alive: when this process's end of it closes (process exit), the wrapper
+/// shell kills the server.
+pub(crate) fn background_server(name: &str, command: &str, port: u16) -> ChildStdin {
+    let script = format!("{command} & m=$!; read _; kill $m");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {name}: {error}"));
+    let stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || child.wait());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not listen on {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stdin
+}
+
 /// The URL of this process's moto server, started on first use.
 pub(crate) fn moto_url() -> String {
     MOTO.get_or_init(|| {
@@ -69,30 +94,13 @@ pub(crate) fn moto_url() -> String {
             binary.display()
         );
         let port = free_port();
-        // The shell kills moto when this process's end of the pipe closes (process exit).
-        let script = format!(
-            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; read _; kill $m",
+        let command = format!(
+            "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1",
             binary.display()
         );
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("start moto_server");
-        let stdin = child.stdin.take().unwrap();
-        std::thread::spawn(move || child.wait());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
         Moto {
             url: format!("http://127.0.0.1:{port}"),
-            _stdin: Mutex::new(stdin),
+            _stdin: Mutex::new(background_server("moto_server", &command, port)),
         }
     })
     .url
@@ -100,10 +108,15 @@ pub(crate) fn moto_url() -> String {
 }
 
 pub(crate) async fn cognito_client(region: &str) -> Client {
+    cognito_client_at(&moto_url(), region).await
+}
+
+/// An SDK client for the Cognito emulator at `endpoint`, with test credentials.
+pub(crate) async fn cognito_client_at(endpoint: &str, region: &str) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
         .region(Region::new(region.to_owned()))
-        .endpoint_url(moto_url())
+        .endpoint_url(endpoint)
         .load()
         .await;
     Client::new(&config)

@@ -69,7 +69,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     operation_id = "updateUserAttributes",
     tag = "attributes",
     params(
-        ("pool_id" = String, Path, description = "Cognito user pool id: `<region>_<id>`, ASCII letters and digits after the `_`, at most 55 characters; the part before the `_` is shaped like an AWS region name (`us-east-1`, `us-gov-west-1`). That part is the region called unless the gateway's config fixes one. Anything else, or a region outside the config's `cognito.allowed_regions`, is a 422.", example = "us-east-1_AbC123", max_length = 55, pattern = r"^(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)-(?:north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]{1,2}_[0-9A-Za-z]+$"),
+        ("pool_id" = String, Path, description = "Cognito user pool id: `<region>_<id>`, ASCII only, at most 55 characters: letters, digits and `-` before the `_`, letters and digits after it. The part before the `_` is the region called, and must be an AWS region name (`us-east-1`, `us-gov-west-1`), unless the gateway's config fixes the region (`cognito.region`); then it is only a name (cognito-local uses `local_…`). Anything else, or a region outside the config's `cognito.allowed_regions`, is a 422.", example = "us-east-1_AbC123", max_length = 55, pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"),
         ("username" = String, Path, description = "Cognito username: 1 to 128 characters, no control characters. Anything else is a 422.", example = "ann", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
         UpdateQuery,
     ),

@@ -25,13 +25,15 @@ pub(crate) struct Doc;
 #[into_params(parameter_in = Query)]
 pub(crate) struct PermissionsQuery {
     /// The user pool to ask about (roles may be scoped to pools by `pools` globs), as in
-    /// `updateUserAttributes`: `<region>_<id>`, at most 55 characters, the part before
-    /// the `_` shaped like an AWS region name. Anything else, or a region outside the
-    /// config's `cognito.allowed_regions`, is a 422.
+    /// `updateUserAttributes`: `<region>_<id>`, ASCII only, at most 55 characters:
+    /// letters, digits and `-` before the `_`, letters and digits after it. The part
+    /// before the `_` must be an AWS region name unless the config fixes the region
+    /// (`cognito.region`); then it is only a name (cognito-local uses `local_…`).
+    /// Anything else, or a region outside the config's `cognito.allowed_regions`, is a 422.
     #[param(
         example = "us-east-1_AbC123",
         max_length = 55,
-        pattern = r"^(?:us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe)-(?:north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]{1,2}_[0-9A-Za-z]+$"
+        pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"
     )]
     pub(crate) pool_id: String,
     /// A user of the pool: roles with `target` conditions are then evaluated for this
