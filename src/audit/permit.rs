@@ -8,7 +8,13 @@
 //!
 //! ```compile_fail,E0451
 //! # fn forge(changes: attrgate::policy::AllowedChanges) {
-//! let permit = attrgate::audit::WritePermit { seq: 0, changes }; // its fields are private
+//! let permit = attrgate::audit::WritePermit {
+//!     seq: 0,
+//!     request_id: String::new(),
+//!     pool_id: todo!(),
+//!     username: todo!(),
+//!     changes,
+//! }; // error[E0451]: its fields are private
 //! # }
 //! ```
 //!

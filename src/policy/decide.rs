@@ -190,8 +190,10 @@ impl Decision {
 /// let forged = attrgate::policy::AllowedChanges::default(); // no `Default`
 /// ```
 ///
-/// ```compile_fail,E0063
-/// let forged = attrgate::policy::AllowedChanges {}; // its field is private
+/// ```compile_fail,E0451
+/// let forged = attrgate::policy::AllowedChanges {
+///     attributes: Default::default(),
+/// }; // error[E0451]: its field is private
 /// ```
 #[derive(PartialEq, Eq)]
 pub struct AllowedChanges {

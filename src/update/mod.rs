@@ -6,8 +6,9 @@
 //!
 //! A refusal's audit record is written in one place (`UpdateService::refuse`), and every
 //! record is built afresh from the request's fixed facts (`Facts`). Cognito's update
-//! takes `AllowedChanges` and an `IntentReceipt`, which only an allowed decision and a
-//! durable intent record can produce. Must not depend on actix or routes.
+//! takes a `WritePermit`, which only `AuditLog::append_intent` makes, from the
+//! `AllowedChanges` of an allowed decision, once the intent record is durable. Must not
+//! depend on actix or the HTTP wing.
 
 mod command;
 mod refusal;
