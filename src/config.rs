@@ -18,8 +18,19 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+    /// The settings as read could not be laid out for the environment overrides.
+    #[error("cannot apply environment overrides to {path}")]
+    Layout {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("invalid environment override {var}: {message}")]
     Env { var: String, message: String },
     #[error("invalid config: {0}")]
@@ -373,20 +384,22 @@ impl Settings {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        };
         // Parsing into the typed struct first gives errors that name the line.
         let mut settings: Settings =
-            serde_saphyr::from_str(source).map_err(|e| parse_error(e.to_string()))?;
+            serde_saphyr::from_str(source).map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
         let overrides: Vec<(String, String)> = env
             .into_iter()
             .filter(|(key, _)| key.starts_with(ENV_PREFIX))
             .collect();
         if !overrides.is_empty() {
             let mut tree =
-                serde_json::to_value(&settings).map_err(|e| parse_error(e.to_string()))?;
+                serde_json::to_value(&settings).map_err(|source| ConfigError::Layout {
+                    path: path.to_owned(),
+                    source,
+                })?;
             for (var, value) in &overrides {
                 apply_override(&mut tree, var, value)?;
             }
@@ -593,9 +606,10 @@ audit:
     fn an_unknown_key_stops_loading_and_names_the_key() {
         let source = MINIMAL.replace("listen:", "listne: x\nlisten:");
 
-        let error = load(&source, &[]).unwrap_err().to_string();
+        let error = crate::report::chain(&load(&source, &[]).unwrap_err());
 
         assert!(error.contains("listne"), "{error}");
+        assert!(error.starts_with("invalid config file test.yaml: "), "{error}");
     }
 
     #[test]

@@ -78,8 +78,8 @@ fn the_policy_names_neither_aws_nor_tokio_nor_the_filesystem() {
                         "actix",
                         "reqwest",
                     ]
-                        .iter()
-                        .any(|name| line.contains(name))
+                    .iter()
+                    .any(|name| line.contains(name))
                 })
                 .map(|(number, line)| format!("src/{path}:{}: {}", number + 1, line.trim()))
                 .collect::<Vec<_>>()
