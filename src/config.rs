@@ -609,7 +609,10 @@ audit:
         let error = crate::report::chain(&load(&source, &[]).unwrap_err());
 
         assert!(error.contains("listne"), "{error}");
-        assert!(error.starts_with("invalid config file test.yaml: "), "{error}");
+        assert!(
+            error.starts_with("invalid config file test.yaml: "),
+            "{error}"
+        );
     }
 
     #[test]
