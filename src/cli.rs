@@ -315,7 +315,7 @@ fn policy_test(file: &std::path::Path, cases_file: &std::path::Path) -> ExitCode
         if let Some(message) = &result.message {
             println!("  {message}");
         }
-        for denial in result.decision.denied() {
+        for denial in &result.denied {
             println!(
                 "  denied {} ({}): {}",
                 denial.attribute, denial.code, denial.reason

@@ -7,9 +7,10 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::compile::Policy;
-use super::decide::{Decision, DenialCode, decide};
+use super::decide::{Denial, DenialCode, decide};
 use super::diagnostic::{PolicyDiagnostic, PolicyError};
 use super::facts::{Claims, DecisionRequest, TargetFacts};
+use super::view::{WHOLE_USER, decide_view};
 
 /// A parsed case file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub(crate) struct CaseFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Case {
     pub name: String,
+    /// What the case asks: a write of `attributes` (the default), or a read of the
+    /// target user (`action: view`).
+    pub action: Action,
     pub roles: Vec<String>,
     pub pool: String,
     pub attributes: BTreeMap<String, String>,
@@ -32,6 +36,8 @@ pub(crate) struct Case {
     /// When given, the set of denied attribute names must equal it exactly, and each
     /// entry that names a code must be denied with that code.
     pub denied: Option<Vec<ExpectedDenial>>,
+    /// For `action: view`: the names a read of `target.attributes` must return, exactly.
+    pub visible: Option<Vec<String>>,
     /// The 1-based line of the case's `name`, when known, so a failure can point at it.
     pub line: Option<usize>,
 }
@@ -70,6 +76,17 @@ impl ExpectedDenial {
     }
 }
 
+/// What a case asks the policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Action {
+    /// `PATCH`: may the caller set `attributes`?
+    #[default]
+    Update,
+    /// `GET`: what may the caller read of the target user?
+    View,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Expect {
@@ -94,7 +111,8 @@ pub(crate) struct CaseResult {
     pub line: Option<usize>,
     pub passed: bool,
     pub expected: Expect,
-    pub decision: Decision,
+    /// What was denied (for a refused read, the whole user: `*`).
+    pub denied: Vec<Denial>,
     /// Why the case failed; `None` when it passed.
     pub message: Option<String>,
 }
@@ -110,9 +128,12 @@ struct RawCaseFile {
 struct RawCase {
     name: Spanned<String>,
     #[serde(default)]
+    action: Action,
+    #[serde(default)]
     roles: Vec<String>,
     pool: Spanned<String>,
-    attributes: Spanned<BTreeMap<String, String>>,
+    #[serde(default)]
+    attributes: Option<Spanned<BTreeMap<String, String>>>,
     #[serde(default)]
     claims: BTreeMap<String, ClaimValue>,
     #[serde(default)]
@@ -120,6 +141,8 @@ struct RawCase {
     expect: Spanned<Expect>,
     #[serde(default)]
     denied: Option<Spanned<Vec<ExpectedDenial>>>,
+    #[serde(default)]
+    visible: Option<Spanned<Vec<String>>>,
 }
 
 /// A claim in a case: one string, or a list of strings.
@@ -193,11 +216,43 @@ fn check_case<'a>(
             format!("case {name:?}: pool may not be empty"),
         ));
     }
-    if case.attributes.value.is_empty() {
-        errors.push(PolicyDiagnostic::at(
-            &case.attributes,
+    match (case.action, &case.attributes) {
+        (Action::Update, None) => errors.push(PolicyDiagnostic::at(
+            &case.name,
             format!("case {name:?}: attributes must name at least one attribute"),
+        )),
+        (Action::Update, Some(attributes)) if attributes.value.is_empty() => {
+            errors.push(PolicyDiagnostic::at(
+                attributes,
+                format!("case {name:?}: attributes must name at least one attribute"),
+            ));
+        }
+        (Action::View, Some(attributes)) => errors.push(PolicyDiagnostic::at(
+            attributes,
+            format!(
+                "case {name:?}: action: view reads target.attributes; a view case takes no attributes"
+            ),
+        )),
+        _ => {}
+    }
+    if case.action == Action::View && case.target.is_none() {
+        errors.push(PolicyDiagnostic::at(
+            &case.name,
+            format!("case {name:?}: action: view needs `target: {{attributes: {{...}}}}`, the user it reads"),
         ));
+    }
+    if let Some(visible) = &case.visible {
+        if case.action != Action::View {
+            errors.push(PolicyDiagnostic::at(
+                visible,
+                format!("case {name:?}: visible applies only to action: view"),
+            ));
+        } else if case.expect.value == Expect::Deny && !visible.value.is_empty() {
+            errors.push(PolicyDiagnostic::at(
+                visible,
+                format!("case {name:?}: expect: deny reads nothing, so visible must be empty"),
+            ));
+        }
     }
     if let Some(denied) = &case.denied {
         let contradiction = match case.expect.value {
@@ -215,11 +270,16 @@ fn check_case<'a>(
                 format!("case {name:?}: {contradiction}"),
             ));
         }
+        let named = |attribute: &str| match (&case.attributes, case.action) {
+            (_, Action::View) => attribute == WHOLE_USER,
+            (Some(attributes), Action::Update) => attributes.value.contains_key(attribute),
+            (None, Action::Update) => false,
+        };
         if let Some(stray) = denied
             .value
             .iter()
             .map(ExpectedDenial::attribute)
-            .find(|a| !case.attributes.value.contains_key(*a))
+            .find(|a| !named(a))
         {
             errors.push(PolicyDiagnostic::at(
                 denied,
@@ -234,9 +294,10 @@ fn into_case(case: RawCase) -> Case {
     Case {
         line: PolicyDiagnostic::line_of(&case.name),
         name: case.name.value,
+        action: case.action,
         roles: case.roles,
         pool: case.pool.value,
-        attributes: case.attributes.value,
+        attributes: case.attributes.map(|a| a.value).unwrap_or_default(),
         claims: case
             .claims
             .into_iter()
@@ -254,6 +315,7 @@ fn into_case(case: RawCase) -> Case {
         }),
         expect: case.expect.value,
         denied: case.denied.map(|denied| denied.value),
+        visible: case.visible.map(|visible| visible.value),
     }
 }
 
@@ -270,22 +332,31 @@ pub(crate) fn run_cases(policy: &Policy, cases: &CaseFile) -> Vec<CaseResult> {
 fn run_case(policy: &Policy, case: &Case) -> CaseResult {
     let request = DecisionRequest::new(&case.roles, &case.pool, &case.attributes)
         .with_facts(&case.claims, case.target.as_ref());
-    let decision = decide(policy, &request);
-    let mut problems = Vec::new();
-    if decision.lacked_target_facts() {
-        problems.push(
+    let (denied, lacked_facts, mut problems) = match case.action {
+        Action::Update => {
+            let decision = decide(policy, &request);
+            (
+                decision.denied().to_vec(),
+                decision.lacked_target_facts(),
+                Vec::new(),
+            )
+        }
+        Action::View => view_case(policy, &request, case),
+    };
+    if lacked_facts {
+        problems.insert(
+            0,
             "error in the case file: the case reaches a role's target conditions without the facts they need; give `target: {attributes: {...}, groups: [...]}`"
                 .to_owned(),
         );
     }
-    let actual = if decision.is_allowed() {
+    let actual = if denied.is_empty() {
         Expect::Allow
     } else {
         Expect::Deny
     };
     if actual != case.expect {
-        let detail = decision
-            .denied()
+        let detail = denied
             .iter()
             .map(|denial| format!("{} ({})", denial.attribute, denial.reason))
             .collect::<Vec<_>>()
@@ -297,26 +368,56 @@ fn run_case(policy: &Policy, case: &Case) -> CaseResult {
         });
     }
     if let Some(expected) = &case.denied {
-        problems.extend(denied_problems(expected, &decision));
+        problems.extend(denied_problems(expected, &denied));
     }
     CaseResult {
         name: case.name.clone(),
         line: case.line,
         passed: problems.is_empty(),
         expected: case.expect,
-        decision,
+        denied,
         message: (!problems.is_empty()).then(|| problems.join("; ")),
     }
 }
 
+/// A read of the case's target: its denial (the whole user) if refused, whether facts
+/// were lacking, and how the visible names differ from the case's `visible`.
+fn view_case(
+    policy: &Policy,
+    request: &DecisionRequest<'_>,
+    case: &Case,
+) -> (Vec<Denial>, bool, Vec<String>) {
+    let decision = decide_view(policy, request);
+    let lacked = decision.lacked_target_facts();
+    let attributes = case
+        .target
+        .as_ref()
+        .map(|target| target.attributes.clone())
+        .unwrap_or_default();
+    let visible = decision.filter(&attributes).names();
+    let mut problems = Vec::new();
+    if let Some(expected) = &case.visible {
+        let expected: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+        let actual: BTreeSet<&str> = visible.iter().map(String::as_str).collect();
+        if expected != actual {
+            problems.push(format!(
+                "expected visible [{}], got visible [{}]",
+                join(&expected),
+                join(&actual)
+            ));
+        }
+    }
+    (
+        decision.refusal().cloned().into_iter().collect(),
+        lacked,
+        problems,
+    )
+}
+
 /// How the denials differ from what a case expects: the set of names, then each code.
-fn denied_problems(expected: &[ExpectedDenial], decision: &Decision) -> Vec<String> {
+fn denied_problems(expected: &[ExpectedDenial], denied: &[Denial]) -> Vec<String> {
     let names: BTreeSet<&str> = expected.iter().map(ExpectedDenial::attribute).collect();
-    let actual: BTreeSet<&str> = decision
-        .denied()
-        .iter()
-        .map(|d| d.attribute.as_str())
-        .collect();
+    let actual: BTreeSet<&str> = denied.iter().map(|d| d.attribute.as_str()).collect();
     if names != actual {
         return vec![format!(
             "expected denied [{}], got denied [{}]",
@@ -328,10 +429,7 @@ fn denied_problems(expected: &[ExpectedDenial], decision: &Decision) -> Vec<Stri
         .iter()
         .filter_map(|entry| {
             let code = entry.code()?;
-            let denial = decision
-                .denied()
-                .iter()
-                .find(|d| d.attribute == entry.attribute())?;
+            let denial = denied.iter().find(|d| d.attribute == entry.attribute())?;
             (denial.code != code).then(|| {
                 format!(
                     "expected {} denied with code {code}, got {} ({})",
@@ -350,6 +448,62 @@ fn join(names: &BTreeSet<&str>) -> String {
 mod tests {
     use super::super::compile::Policy;
     use super::{Expect, parse_cases, run_cases};
+
+    #[test]
+    fn view_cases_assert_what_a_read_returns_and_a_wrong_list_fails() {
+        let policy = Policy::parse(
+            "version: 1\nhidden: [\"custom:ssn\"]\nroles:\n  support:\n    view: [given_name, \"custom:*\"]\n",
+        )
+        .expect("valid");
+        let cases = parse_cases(
+            r#"
+cases:
+  - name: support reads names and custom attributes but not the hidden one
+    action: view
+    roles: [support]
+    pool: p_1
+    target: {attributes: {given_name: Ann, email: a@x.io, "custom:plan": pro, "custom:ssn": "1"}}
+    expect: allow
+    visible: [given_name, "custom:plan"]
+  - name: a wrong visible list
+    action: view
+    roles: [support]
+    pool: p_1
+    target: {attributes: {given_name: Ann, email: a@x.io}}
+    expect: allow
+    visible: [given_name, email]
+  - name: an unknown role reads nothing
+    action: view
+    roles: [other]
+    pool: p_1
+    target: {attributes: {given_name: Ann}}
+    expect: deny
+    denied: [{attribute: "*", code: no_applicable_role}]
+"#,
+        )
+        .expect("valid case file");
+
+        let results = run_cases(&policy, &cases);
+
+        assert!(results[0].passed, "{:?}", results[0].message);
+        assert_eq!(
+            results[1].message.as_deref(),
+            Some("expected visible [email, given_name], got visible [given_name]")
+        );
+        assert!(results[2].passed, "{:?}", results[2].message);
+    }
+
+    #[test]
+    fn a_view_case_without_a_target_or_with_attributes_is_an_error_in_the_case_file() {
+        let error = parse_cases(
+            "cases:\n  - name: a\n    action: view\n    roles: [r]\n    pool: p_1\n    attributes: {x: y}\n    expect: allow\n",
+        )
+        .unwrap_err()
+        .to_string();
+
+        assert!(error.contains("a view case takes no attributes"), "{error}");
+        assert!(error.contains("action: view needs `target"), "{error}");
+    }
 
     #[test]
     fn denied_entries_may_assert_codes_beside_plain_names() {

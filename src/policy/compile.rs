@@ -21,6 +21,8 @@ const SUPPORTED_VERSION: i64 = 1;
 pub struct Policy {
     revision: String,
     pub(super) protected: Vec<Glob>,
+    /// Globs no role may read.
+    pub(super) hidden: Vec<Glob>,
     /// In the order the policy file lists them.
     pub(super) roles: Vec<Role>,
     /// Role name to its index in `roles`, so that a decision costs what the caller's
@@ -37,6 +39,8 @@ pub(super) struct Role {
     pub(super) update: Vec<Glob>,
     pub(super) verify: Vec<Verifiable>,
     pub(super) deny: Vec<Glob>,
+    /// What the role may read.
+    pub(super) view: Vec<Glob>,
     /// Keyed by exact attribute name.
     pub(super) constraints: BTreeMap<String, Constraint>,
     /// Conditions on the target user; `None`: the role applies to any user.
@@ -75,6 +79,7 @@ impl Policy {
             serde_saphyr::from_str(source).map_err(|error| PolicyError::from_yaml(&error))?;
         let mut compiler = Compiler::default();
         let protected = compiler.globs(&raw.protected, "protected");
+        let hidden = compiler.globs(&raw.hidden, "hidden");
         if raw.version.value != SUPPORTED_VERSION {
             compiler.errors.push(PolicyDiagnostic::at(
                 &raw.version,
@@ -109,6 +114,7 @@ impl Policy {
         Ok(Policy {
             revision: revision_of(source),
             protected: protected.into_iter().map(|glob| glob.value).collect(),
+            hidden: strip(hidden),
             roles,
             index,
             warnings,
@@ -247,15 +253,16 @@ impl Compiler {
         };
         let update = self.globs(&raw.update, &format!("role {role}, update"));
         let deny = self.globs(&raw.deny, &format!("role {role}, deny"));
+        let view = self.globs(&raw.view, &format!("role {role}, view"));
         let verify: Vec<Spanned<Verifiable>> = raw
             .verify
             .iter()
             .filter_map(|entry| self.verifiable(role, entry))
             .collect();
-        if raw.update.is_empty() && raw.verify.is_empty() {
+        if raw.update.is_empty() && raw.verify.is_empty() && raw.view.is_empty() {
             self.warnings.push(PolicyDiagnostic::at(
                 name,
-                format!("role {role} grants nothing: it has no update or verify entries"),
+                format!("role {role} grants nothing: it has no update, verify or view entries"),
             ));
         }
         self.warn_dead_updates(role, &update, &deny, protected);
@@ -291,6 +298,7 @@ impl Compiler {
             update: strip(update),
             verify: verify.into_iter().map(|v| v.value).collect(),
             deny: strip(deny),
+            view: strip(view),
             constraints,
             target,
             spans,

@@ -348,6 +348,18 @@ impl<'p> Evaluation<'p> {
         &self.conditions
     }
 
+    /// When no role applies (none held in the pool, or none whose `target` holds): the
+    /// code and reason everything is denied with.
+    pub(super) fn no_role(&self) -> Option<&(DenialCode, String)> {
+        self.no_role.as_ref()
+    }
+
+    /// Whether a role's conditions could not be evaluated: the target's facts were not
+    /// given.
+    pub(super) fn lacked_facts(&self) -> bool {
+        self.lacked_facts
+    }
+
     pub(super) fn applicable_role_names(&self) -> Vec<String> {
         self.applicable
             .iter()

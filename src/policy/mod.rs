@@ -22,6 +22,7 @@ mod lint;
 mod model;
 mod permissions;
 mod target;
+mod view;
 
 pub(crate) use cases::{parse_cases, run_cases};
 pub use compile::{Policy, TargetNeeds};
@@ -32,3 +33,4 @@ pub use facts::{Claims, DecisionRequest, TargetFacts};
 pub use iam::{AccountId, IamOptions, Partition, iam_policy};
 pub(crate) use lint::lint;
 pub(crate) use permissions::{Permissions, RolePermissions, permissions};
+pub use view::{ReadDecision, Visible, WHOLE_USER, decide_view};

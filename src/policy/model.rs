@@ -54,6 +54,9 @@ pub(super) struct RawPolicy {
     pub(super) version: Spanned<i64>,
     #[serde(default)]
     pub(super) protected: Vec<Spanned<String>>,
+    /// Globs of attributes no role may read.
+    #[serde(default)]
+    pub(super) hidden: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) roles: Entries<Spanned<String>, RawRole>,
 }
@@ -71,6 +74,10 @@ pub(super) struct RawRole {
     pub(super) verify: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) deny: Vec<Spanned<String>>,
+    /// Globs of attributes the role may read (`GET …/attributes`); not implied by
+    /// `update` or `verify`.
+    #[serde(default)]
+    pub(super) view: Vec<Spanned<String>>,
     #[serde(default)]
     pub(super) constraints: Entries<Spanned<String>, RawConstraint>,
     /// Conditions on the target user; the role applies only where all of them hold.

@@ -1,4 +1,4 @@
-//! What a caller's roles may update and verify in one pool, for `GET /permissions`. Must not depend on actix, aws, tokio or the filesystem.
+//! What a caller's roles may update, verify and view in one pool, for `GET /permissions`. Must not depend on actix, aws, tokio or the filesystem.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,8 @@ pub(crate) struct Permissions {
     /// Globs no role may write: the policy's `protected`, plus `sub` when the policy
     /// does not already cover it (it is never writable).
     pub(crate) protected: Vec<String>,
+    /// Globs no role may read: the policy's `hidden`.
+    pub(crate) hidden: Vec<String>,
     /// The roles that apply to this caller in this pool, in policy file order. Without
     /// a user, roles with `target` conditions are listed too, marked `conditional`;
     /// for a named user, only the roles whose conditions hold for that user.
@@ -39,6 +41,8 @@ pub(crate) struct RolePermissions {
     pub(crate) update: Vec<String>,
     pub(crate) verify: Vec<String>,
     pub(crate) deny: Vec<String>,
+    /// What the role may read (`GET …/attributes`), less the policy's `hidden`.
+    pub(crate) view: Vec<String>,
     pub(crate) constraints: BTreeMap<String, ConstraintView>,
     /// True when the role applies only to target users that meet its `target`
     /// conditions, and no user was named: ask again with `username`.
@@ -86,6 +90,11 @@ pub(crate) fn permissions(
         pool_id: request.pool_id.to_owned(),
         username: username.map(str::to_owned),
         protected,
+        hidden: policy
+            .hidden
+            .iter()
+            .map(|glob| glob.as_str().to_owned())
+            .collect(),
         roles: listed
             .iter()
             .map(|role| view(role, request.target.is_none()))
@@ -118,6 +127,7 @@ fn view(role: &Role, unevaluated: bool) -> RolePermissions {
             .map(|v| v.attribute().to_owned())
             .collect(),
         deny: globs(&role.deny),
+        view: globs(&role.view),
         constraints: role
             .constraints
             .iter()
@@ -136,6 +146,7 @@ mod tests {
     const POLICY: &str = r#"
 version: 1
 protected: ["custom:tenant_id"]
+hidden: ["custom:ssn"]
 roles:
   support:
     pools: ["us-east-1_*"]
@@ -143,6 +154,7 @@ roles:
     deny: ["email*"]
   billing:
     update: ["custom:plan"]
+    view: ["custom:*", email]
     constraints:
       "custom:plan": {one_of: [free, pro], max_length: 4}
   identity-admin:
@@ -177,12 +189,14 @@ roles:
             serde_json::json!({
                 "pool_id": "eu-west-1_X",
                 "protected": ["custom:tenant_id", "sub"],
+                "hidden": ["custom:ssn"],
                 "roles": [{
                     "role": "billing",
                     "pools": ["*"],
                     "update": ["custom:plan"],
                     "verify": [],
                     "deny": [],
+                    "view": ["custom:*", "email"],
                     "constraints": {"custom:plan": {"one_of": ["free", "pro"], "max_length": 4}}
                 }],
                 "can_verify": []
