@@ -77,12 +77,23 @@ pub struct CognitoSettings {
     /// attrgate's own budget of Cognito calls, below Cognito's account quota.
     #[serde(default)]
     pub quota: QuotaSettings,
+    /// How long an update waits for a user that another change holds (one writer per
+    /// user) before it gets 429 `user_busy`.
+    #[serde(default = "default_user_lock_wait_ms")]
+    pub user_lock_wait_ms: u64,
+}
+
+fn default_user_lock_wait_ms() -> u64 {
+    2000
 }
 
 impl CognitoSettings {
     fn validate(&self) -> Result<(), String> {
         if self.timeout_seconds == 0 || self.timeout_seconds > 300 {
             return Err("cognito.timeout_seconds must be 1 to 300".into());
+        }
+        if self.user_lock_wait_ms == 0 || self.user_lock_wait_ms > 60_000 {
+            return Err("cognito.user_lock_wait_ms must be 1 to 60000".into());
         }
         if self.schema_ttl_seconds == 0 || self.schema_ttl_seconds > 86_400 {
             return Err("cognito.schema_ttl_seconds must be 1 to 86400".into());
@@ -116,6 +127,7 @@ impl Default for CognitoSettings {
             schema_ttl_seconds: default_schema_ttl_seconds(),
             allowed_regions: None,
             quota: QuotaSettings::default(),
+            user_lock_wait_ms: default_user_lock_wait_ms(),
         }
     }
 }

@@ -30,3 +30,4 @@ mod shared_budget;
 mod suggest;
 mod telemetry;
 mod update;
+mod user_lock;

@@ -159,6 +159,22 @@ impl SharedBudget {
         }
     }
 
+    /// The connection, for the other shared state kept in the same Redis (the user
+    /// locks), while Redis answers; `None` while it does not.
+    pub(crate) fn connection(&self) -> Option<ConnectionManager> {
+        self.healthy
+            .load(Ordering::Acquire)
+            .then(|| self.connection.clone())
+    }
+
+    /// The most one call to Redis may take.
+    pub(crate) const TIMEOUT: Duration = REDIS_TIMEOUT;
+
+    /// Marks Redis as not answering (another user of the connection saw it fail).
+    pub(crate) fn report_unavailable(&self) {
+        self.lose();
+    }
+
     /// Marks Redis as not answering; a new epoch if it was answering until now.
     fn lose(&self) -> Unavailable {
         if self.healthy.swap(false, Ordering::AcqRel) {

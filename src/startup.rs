@@ -33,6 +33,7 @@ use crate::quota::{QuotaGuard, QuotaMetrics};
 use crate::schema_cache::SchemaCache;
 use crate::shared_budget::{Mode, QuotaStatus, SharedBudget, show_mode};
 use crate::update::{UpdateParts, UpdateService};
+use crate::user_lock::UserLocks;
 
 /// How often every JWKS is fetched again, to pick up rotated keys before they are used.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
@@ -114,6 +115,7 @@ impl Dependencies {
             quota,
             limiter,
             status,
+            locks,
         } = Budgets::build(settings, &metrics)?;
         let cognito = Arc::new(
             CognitoDirectory::new(aws, settings.cognito.clone())
@@ -140,6 +142,7 @@ impl Dependencies {
                 fixed: settings.cognito.region.clone(),
                 allowed: settings.cognito.allowed_regions.clone(),
             },
+            locks,
         }));
         let routes = Routes {
             policy: web::Data::from(policy),
@@ -224,6 +227,8 @@ struct Budgets {
     quota: QuotaGuard,
     limiter: RateLimiter,
     status: QuotaStatus,
+    /// The user locks, in the quota's Redis when it has one.
+    locks: UserLocks,
 }
 
 impl Budgets {
@@ -261,10 +266,17 @@ impl Budgets {
             };
             limiter = limiter.shared(shared, quota_settings.replicas);
         }
+        // A Redis lock outlives a crashed holder by at most the Cognito timeout.
+        let locks = UserLocks::new(
+            shared_quota.clone(),
+            Duration::from_millis(settings.cognito.user_lock_wait_ms),
+            Duration::from_secs(settings.cognito.timeout_seconds),
+        );
         Ok(Self {
             quota,
             limiter,
             status: QuotaStatus::new(shared_quota),
+            locks,
         })
     }
 }

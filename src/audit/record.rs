@@ -28,6 +28,9 @@ pub enum Event {
     Intent,
     /// What Cognito answered to an intent.
     Outcome,
+    /// A read of a user's attributes (`GET …/attributes`): the names returned, never
+    /// their values.
+    Read,
 }
 
 /// What a record says of its request's outcome.
@@ -45,6 +48,12 @@ pub enum Outcome {
     Pending,
     /// Refused by attrgate's own limits.
     Throttled,
+    /// A read that returned the attributes its record names.
+    Read,
+    /// A conditional update whose `If-Match` no longer matched the user.
+    PreconditionFailed,
+    /// Another request held the user's lock for longer than `cognito.user_lock_wait_ms`.
+    UserBusy,
     /// Cognito failed: its error code, or a local label such as `timeout`.
     Upstream(String),
     /// The audit log refused a record, so the request was refused (503) before Cognito
@@ -64,6 +73,9 @@ impl Outcome {
             Self::DryRun => "dry_run",
             Self::Pending => "pending",
             Self::Throttled => "throttled",
+            Self::Read => "read",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::UserBusy => "user_busy",
             Self::Upstream(code) => code,
             Self::AuditUnavailable => "audit_unavailable",
         }
@@ -234,6 +246,25 @@ impl ValueHasher {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The entity tag of the attributes a caller may view (`ETag`, `If-Match`): an
+    /// HMAC of their names and values under a key derived from the audit key (so that
+    /// no tag is ever the HMAC of a value in the log), quoted as HTTP wants it.
+    pub(crate) fn etag(&self, attributes: &BTreeMap<String, String>) -> String {
+        let mut derive = Hmac::<Sha256>::new_from_slice(self.key.expose_secret())
+            .expect("HMAC takes a key of any length");
+        derive.update(b"attrgate etag v1");
+        let key = derive.finalize().into_bytes();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes a key of any length");
+        for (name, value) in attributes {
+            // Lengths first, so that no two maps give the same bytes.
+            for part in [name, value] {
+                mac.update(&(part.len() as u64).to_be_bytes());
+                mac.update(part.as_bytes());
+            }
+        }
+        format!("\"{}\"", hex::encode(&mac.finalize().into_bytes()[..16]))
+    }
+
     pub(crate) fn hash_all(&self, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         values
             .iter()
@@ -245,6 +276,28 @@ impl ValueHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_etag_changes_with_any_name_or_value_and_is_never_a_value_hash() {
+        let hasher = ValueHasher::new(b"key-one-key-one-key-one-key-one!");
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let tag = hasher.etag(&map(&[("a", "1"), ("b", "2")]));
+
+        assert_eq!(tag, hasher.etag(&map(&[("b", "2"), ("a", "1")])));
+        assert_ne!(tag, hasher.etag(&map(&[("a", "1"), ("b", "3")])));
+        assert_ne!(tag, hasher.etag(&map(&[("a", "1"), ("c", "2")])));
+        assert_ne!(
+            hasher.etag(&map(&[("ab", "")])),
+            hasher.etag(&map(&[("a", "b")]))
+        );
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34);
+        assert!(!hasher.hash("1").starts_with(&tag[1..33]));
+    }
 
     #[test]
     fn the_same_value_hashes_the_same_and_different_keys_hash_differently() {

@@ -50,6 +50,12 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
+    /// A stable code for the problems that share a status with others:
+    /// `precondition_failed` (412: `If-Match` no longer matches the user) and
+    /// `user_busy` (429: another change to this user held it for too long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "precondition_failed")]
+    pub code: Option<String>,
 }
 
 /// What went wrong, independent of the request it happened in.
@@ -65,6 +71,8 @@ pub(crate) enum ErrorKind {
     UnsupportedMediaType,
     Unprocessable(Vec<FieldError>),
     TooManyRequests { retry_after_secs: u64 },
+    PreconditionFailed,
+    UserBusy { retry_after_secs: u64 },
     BadGateway,
     ServiceUnavailable,
     GatewayTimeout,
@@ -82,7 +90,8 @@ impl ErrorKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::UserBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -101,6 +110,8 @@ impl ErrorKind {
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable(_) => ("invalid-attributes", "Invalid attributes"),
             Self::TooManyRequests { .. } => ("throttled", "Too many requests"),
+            Self::PreconditionFailed => ("precondition-failed", "Precondition failed"),
+            Self::UserBusy { .. } => ("user-busy", "User busy"),
             Self::BadGateway => ("upstream-error", "Upstream error"),
             Self::ServiceUnavailable => ("unavailable", "Service unavailable"),
             Self::GatewayTimeout => ("upstream-timeout", "Upstream timeout"),
@@ -170,6 +181,30 @@ impl ApiError {
             denied.len()
         );
         Self::new(ErrorKind::Forbidden(denied), detail)
+    }
+
+    /// 403 for a read: no role lets the caller read anything of this user.
+    pub(crate) fn read_denied(denied: Vec<DeniedAttribute>) -> Self {
+        Self::new(
+            ErrorKind::Forbidden(denied),
+            "the policy lets this caller read nothing of this user; nothing was read",
+        )
+    }
+
+    /// 412: `If-Match` names another state of the user than the one it has now.
+    pub(crate) fn precondition_failed() -> Self {
+        Self::new(
+            ErrorKind::PreconditionFailed,
+            "the user changed since the ETag in If-Match was read; read it again; nothing was written",
+        )
+    }
+
+    /// 429: another change to this user held its lock for too long.
+    pub(crate) fn user_busy(retry_after_secs: u64) -> Self {
+        Self::new(
+            ErrorKind::UserBusy { retry_after_secs },
+            "another change to this user is in progress; retry shortly; nothing was written",
+        )
     }
 
     /// 400: the query string of an update.
@@ -291,6 +326,11 @@ impl ApiError {
             }
             _ => (None, None),
         };
+        let code = match &self.kind {
+            ErrorKind::PreconditionFailed => Some("precondition_failed".to_owned()),
+            ErrorKind::UserBusy { .. } => Some("user_busy".to_owned()),
+            _ => None,
+        };
         Problem {
             kind: format!("urn:attrgate:problem:{slug}"),
             title: title.to_owned(),
@@ -299,6 +339,7 @@ impl ApiError {
             request_id: request_id.to_owned(),
             denied,
             errors,
+            code,
         }
     }
 
@@ -387,6 +428,9 @@ impl From<Refusal> for ApiError {
             Refusal::Denied { denied, requested } => Self::denied(denied, requested),
             Refusal::Upstream(error) => error.into(),
             Refusal::AuditUnavailable => Self::audit_unavailable(),
+            Refusal::ReadDenied { denied } => Self::read_denied(denied),
+            Refusal::PreconditionFailed => Self::precondition_failed(),
+            Refusal::UserBusy { retry_after_secs } => Self::user_busy(retry_after_secs),
         }
     }
 }
@@ -409,7 +453,8 @@ impl ResponseError for ApiError {
                     HeaderValue::from_static(r#"Bearer error="invalid_token""#),
                 ));
             }
-            ErrorKind::TooManyRequests { retry_after_secs } => {
+            ErrorKind::TooManyRequests { retry_after_secs }
+            | ErrorKind::UserBusy { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             ErrorKind::MethodNotAllowed { allow } => {

@@ -21,6 +21,8 @@ pub(crate) struct RawUpdate<'a, B> {
     pub(crate) path_is_utf8: bool,
     pub(crate) query: &'a str,
     pub(crate) content_type: Option<&'a str>,
+    /// The `If-Match` header, as sent.
+    pub(crate) if_match: Option<&'a str>,
     pub(crate) body: B,
 }
 
@@ -61,6 +63,41 @@ pub(crate) struct UpdateCommand {
     pub(crate) client_metadata: BTreeMap<String, String>,
     pub(crate) dry_run: bool,
     pub(crate) requested: Requested,
+    /// The entity tags of `If-Match`: write only if the user's tag is one of them.
+    pub(crate) if_match: Option<IfMatch>,
+}
+
+/// `If-Match`: `*` (any current state) or a list of strong entity tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    /// The header as sent: `*`, or comma-separated tags (a weak `W/"…"` tag never
+    /// matches: the comparison is strong, RFC 9110 13.1.1).
+    pub(crate) fn parse(header: &str) -> Self {
+        if header.trim() == "*" {
+            return Self::Any;
+        }
+        Self::Tags(
+            header
+                .split(',')
+                .map(str::trim)
+                .filter(|tag| tag.starts_with('"'))
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// Whether `etag`, the user's tag now, satisfies it.
+    pub(crate) fn matches(&self, etag: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Tags(tags) => tags.iter().any(|tag| tag == etag),
+        }
+    }
 }
 
 impl UpdateCommand {
@@ -97,6 +134,7 @@ where
         dry_run: query.dry_run,
         ..Known::default()
     };
+    let raw_if_match = raw.if_match;
     if !raw.path_is_utf8 {
         return Err(Refused::invalid(Invalid::Path, known));
     }
@@ -129,6 +167,7 @@ where
         client_metadata: body.client_metadata,
         dry_run: query.dry_run,
         requested,
+        if_match: raw_if_match.map(IfMatch::parse),
     })
 }
 

@@ -11,6 +11,7 @@
 //! depend on actix or the HTTP wing.
 
 mod command;
+mod read;
 mod refusal;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use crate::policy::{
 use crate::policy_source::PolicySource;
 use crate::report::{DeniedAttribute, FieldError};
 use crate::schema_cache::SchemaCache;
+use crate::user_lock::{Busy, UserLocks};
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use command::UpdateBody;
@@ -38,7 +40,7 @@ pub(crate) use command::UpdateOptions;
 pub(crate) use command::{BodyError, RawUpdate, UpdateCommand};
 pub(crate) use refusal::{Invalid, Refusal};
 
-use command::Target;
+use command::{IfMatch, Target};
 use refusal::{Known, Refused};
 
 /// Everything an update needs besides the request itself.
@@ -57,6 +59,8 @@ pub(crate) struct UpdateService {
     max_body_bytes: usize,
     /// The regions requests may name (`cognito.region`, `cognito.allowed_regions`).
     regions: Regions,
+    /// One writer per user.
+    locks: UserLocks,
 }
 
 /// What an `UpdateService` is built from.
@@ -71,6 +75,7 @@ pub(crate) struct UpdateParts {
     pub(crate) limiter: RateLimiter,
     pub(crate) max_body_bytes: usize,
     pub(crate) regions: Regions,
+    pub(crate) locks: UserLocks,
 }
 
 /// Who asks to update whom, as authenticated and as named in the path.
@@ -86,6 +91,8 @@ pub(crate) struct UpdateFor<'a> {
 pub(crate) struct Done {
     pub(crate) updated: Vec<String>,
     pub(crate) dry_run: bool,
+    /// After a conditional update (`If-Match`): the user's new entity tag.
+    pub(crate) etag: Option<String>,
 }
 
 /// The facts of one request that every one of its audit records carries.
@@ -116,6 +123,8 @@ impl Facts<'_> {
 struct Authorized {
     changes: AllowedChanges,
     decision: DecisionRecord,
+    /// For a conditional update: the entity tag the user will have once written.
+    etag_after: Option<String>,
 }
 
 impl UpdateService {
@@ -131,6 +140,7 @@ impl UpdateService {
             limiter,
             max_body_bytes,
             regions,
+            locks,
         } = parts;
         Self {
             policy,
@@ -143,6 +153,7 @@ impl UpdateService {
             limiter,
             max_body_bytes,
             regions,
+            locks,
         }
     }
 
@@ -167,8 +178,9 @@ impl UpdateService {
         self.regions.pool(raw)
     }
 
-    /// Runs one update: parse, authorize, apply. Every request leaves an audit record;
-    /// when that record cannot be written, the answer is `AuditUnavailable`.
+    /// Runs one update: admit and parse, then, holding the user's lock, authorize and
+    /// apply. Every request leaves an audit record; when that record cannot be written,
+    /// the answer is `AuditUnavailable`.
     pub(crate) async fn update<B>(
         &self,
         who: &UpdateFor<'_>,
@@ -181,18 +193,39 @@ impl UpdateService {
             who,
             policy: self.policy.current(),
         };
-        match self.decide(&facts, raw).await {
-            Ok((command, authorized)) => self.apply(&facts, &command, authorized).await,
+        let command = match self.parse(&facts, raw).await {
+            Ok(command) => command,
+            Err(refused) => return Err(self.refuse(&facts, refused).await),
+        };
+        // The read of the user's facts (or of its ETag), the decision and the write
+        // happen while this request holds the user: no other change made through
+        // attrgate falls between them.
+        let _held = match self
+            .locks
+            .acquire(command.pool.as_str(), command.user.as_str())
+            .await
+        {
+            Ok(held) => held,
+            Err(Busy { retry_after_secs }) => {
+                let busy = Refused {
+                    refusal: Refusal::UserBusy { retry_after_secs },
+                    known: command.known(),
+                };
+                return Err(self.refuse(&facts, busy).await);
+            }
+        };
+        match self.authorize(&facts, &command).await {
+            Ok(authorized) => self.apply(&facts, &command, authorized).await,
             Err(refused) => Err(self.refuse(&facts, refused).await),
         }
     }
 
-    /// Admission, parse and authorization: everything before anything is written.
-    async fn decide<B>(
+    /// Admission and parse: everything before the user is held.
+    async fn parse<B>(
         &self,
         facts: &Facts<'_>,
         raw: RawUpdate<'_, B>,
-    ) -> Result<(UpdateCommand, Authorized), Refused>
+    ) -> Result<UpdateCommand, Refused>
     where
         B: Future<Output = Result<Vec<u8>, BodyError>>,
     {
@@ -205,9 +238,7 @@ impl UpdateService {
             username: facts.who.username,
             regions: &self.regions,
         };
-        let command = command::parse(raw, &target, &self.hasher, self.max_body_bytes).await?;
-        let authorized = self.authorize(facts, &command).await?;
-        Ok((command, authorized))
+        command::parse(raw, &target, &self.hasher, self.max_body_bytes).await
     }
 
     /// The policy's decision (with the target's facts, read when a role's conditions
@@ -223,7 +254,13 @@ impl UpdateService {
             known: command.known(),
         };
         let target = self
-            .target_facts(&facts.policy, caller, &command.pool, &command.user)
+            .target_facts(
+                &facts.policy,
+                caller,
+                &command.pool,
+                &command.user,
+                command.if_match.is_some(),
+            )
             .await
             .map_err(upstream)?;
         let decision = policy::decide(
@@ -252,10 +289,26 @@ impl UpdateService {
         let record = decision_record(&decision, target.as_ref(), &self.hasher);
         let requested = command.requested.names.len();
         match decision.into_allowed() {
-            Ok(changes) => Ok(Authorized {
-                changes,
-                decision: record,
-            }),
+            Ok(changes) => {
+                let etag_after = match (&command.if_match, &target) {
+                    (Some(if_match), Some(target)) => Some(
+                        self.check_precondition(facts, command, if_match, target, &changes)
+                            .map_err(|refusal| Refused {
+                                refusal,
+                                known: Known {
+                                    decision: Some(record.clone()),
+                                    ..command.known()
+                                },
+                            })?,
+                    ),
+                    _ => None,
+                };
+                Ok(Authorized {
+                    changes,
+                    decision: record,
+                    etag_after,
+                })
+            }
             Err(_) => Err(Refused {
                 refusal: Refusal::Denied {
                     denied: record.denied.clone(),
@@ -270,24 +323,60 @@ impl UpdateService {
     }
 
     /// The target user's facts, read once, and only when one of the caller's roles in
-    /// the pool has `target` conditions: a caller with no role there causes no read.
+    /// the pool has `target` conditions, or when the update is conditional (`If-Match`,
+    /// whose tag is computed from the user as it is now): a caller with no role there
+    /// and no `If-Match` causes no read.
     async fn target_facts(
         &self,
         policy: &Policy,
         caller: &Caller,
         pool: &PoolId,
         user: &Username,
+        conditional: bool,
     ) -> Result<Option<TargetFacts>, DirectoryError> {
-        let Some(needs) = policy.target_needs(&caller.roles, pool.as_str()) else {
+        let needs = policy.target_needs(&caller.roles, pool.as_str());
+        if needs.is_none() && !conditional {
             return Ok(None);
-        };
+        }
         let attributes = self.reader.user_attributes(pool, user).await?;
-        let groups = if needs.groups {
+        let groups = if needs.is_some_and(|needs| needs.groups) {
             Some(self.reader.user_groups(pool, user).await?)
         } else {
             None
         };
         Ok(Some(TargetFacts { attributes, groups }))
+    }
+
+    /// `If-Match` against the user as read now, under the lock: the tag of what the
+    /// caller may view of it. Matches: the tag the user will have once `changes` are
+    /// written (an empty value deletes). Differs: `PreconditionFailed`.
+    fn check_precondition(
+        &self,
+        facts: &Facts<'_>,
+        command: &UpdateCommand,
+        if_match: &IfMatch,
+        target: &TargetFacts,
+        changes: &AllowedChanges,
+    ) -> Result<String, Refusal> {
+        let caller = facts.who.caller;
+        let request = DecisionRequest::about(&caller.roles, command.pool.as_str())
+            .with_facts(&caller.claims, Some(target));
+        let view = policy::decide_view(&facts.policy, &request);
+        let now = self
+            .hasher
+            .etag(view.filter(&target.attributes).attributes());
+        if !if_match.matches(&now) {
+            return Err(Refusal::PreconditionFailed);
+        }
+        let mut after = target.attributes.clone();
+        for (name, value) in changes.as_map() {
+            if value.is_empty() {
+                after.remove(name);
+            } else {
+                after.insert(name.clone(), value.clone());
+            }
+        }
+        Ok(self.hasher.etag(view.filter(&after).attributes()))
     }
 
     /// What the caller may do in `pool`; for a named user, with the roles' `target`
@@ -300,7 +389,10 @@ impl UpdateService {
     ) -> Result<Permissions, DirectoryError> {
         let policy = self.policy.current();
         let target = match user {
-            Some(user) => self.target_facts(&policy, caller, pool, user).await?,
+            Some(user) => {
+                self.target_facts(&policy, caller, pool, user, false)
+                    .await?
+            }
             None => None,
         };
         // A named user whose facts were not needed: no role has conditions, so the
@@ -327,12 +419,14 @@ impl UpdateService {
             ..command.known()
         };
         let updated = authorized.changes.names();
+        let authorized_etag = authorized.etag_after;
         if command.dry_run {
             self.append(&facts.record(Event::Request, Outcome::DryRun, &known))
                 .await?;
             return Ok(Done {
                 updated,
                 dry_run: true,
+                etag: None,
             });
         }
         let intent = Intent::new(
@@ -367,6 +461,7 @@ impl UpdateService {
             Ok(_) => Ok(Done {
                 updated,
                 dry_run: false,
+                etag: authorized_etag,
             }),
             Err(error) => Err(Refusal::Upstream(error)),
         }

@@ -23,6 +23,12 @@ pub(crate) enum Refusal {
     Upstream(DirectoryError),
     /// The audit log cannot be written, so nothing was done.
     AuditUnavailable,
+    /// A read by a caller no role lets read this user: the whole user is denied.
+    ReadDenied { denied: Vec<DeniedAttribute> },
+    /// `If-Match` no longer matches the user (412).
+    PreconditionFailed,
+    /// The user's lock was held by another request for `user_lock_wait_ms` (429).
+    UserBusy { retry_after_secs: u64 },
 }
 
 /// Which input rule a request broke.
@@ -82,6 +88,9 @@ impl Refusal {
             }) => Outcome::Throttled,
             Self::Upstream(error) => Outcome::Upstream(error.code.clone()),
             Self::AuditUnavailable => Outcome::AuditUnavailable,
+            Self::ReadDenied { .. } => Outcome::Denied,
+            Self::PreconditionFailed => Outcome::PreconditionFailed,
+            Self::UserBusy { .. } => Outcome::UserBusy,
         }
     }
 }

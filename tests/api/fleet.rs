@@ -23,13 +23,13 @@ const CEILING: usize = BUDGET + BUDGET / 10;
 const POOL: &str = "us-east-1_FleetPool";
 
 /// A real `redis-server` (Debian's package, or `ATTRGATE_REDIS_SERVER`), no persistence.
-struct Redis {
+pub(crate) struct Redis {
     port: u16,
     child: Option<Child>,
 }
 
 impl Redis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut redis = Self {
             port: free_port(),
             child: None,
@@ -38,7 +38,7 @@ impl Redis {
         redis
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 

@@ -211,7 +211,7 @@ async fn a_wrong_method_on_a_known_route_is_405_with_allow() {
     let attributes = app.attributes_url(&app.pool_id, "ann");
 
     // Act
-    let get = http.get(&attributes).send().await.unwrap();
+    let delete = http.delete(&attributes).send().await.unwrap();
     let post = http
         .post(format!("{}/permissions", app.address))
         .send()
@@ -224,8 +224,8 @@ async fn a_wrong_method_on_a_known_route_is_405_with_allow() {
         .unwrap();
 
     // Assert
-    assert_eq!(get.status(), 405);
-    assert_eq!(get.headers()["allow"], "PATCH");
+    assert_eq!(delete.status(), 405);
+    assert_eq!(delete.headers()["allow"], "GET, PATCH");
     assert_eq!(post.status(), 405);
     assert_eq!(post.headers()["allow"], "GET");
     assert_eq!(unknown.status(), 404);

@@ -596,6 +596,38 @@ impl TestApp {
         Answer::from(request.send().await.unwrap()).await
     }
 
+    /// GETs `username`'s attributes in this test's pool with `token`.
+    pub(crate) async fn read(&self, token: &str, username: &str) -> Answer {
+        let response = self
+            .http
+            .get(self.attributes_url(&self.pool_id, username))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        Answer::from(response).await
+    }
+
+    /// PATCHes `{"attributes": attributes}` for `username` with `If-Match: etag`.
+    pub(crate) async fn patch_if_match(
+        &self,
+        token: &str,
+        username: &str,
+        attributes: Value,
+        etag: &str,
+    ) -> Answer {
+        let response = self
+            .http
+            .patch(self.attributes_url(&self.pool_id, username))
+            .bearer_auth(token)
+            .header("if-match", etag)
+            .json(&json!({ "attributes": attributes }))
+            .send()
+            .await
+            .unwrap();
+        Answer::from(response).await
+    }
+
     pub(crate) async fn get(&self, path: &str) -> Answer {
         Answer::from(
             self.http

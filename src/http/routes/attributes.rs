@@ -1,5 +1,5 @@
-//! `PATCH /pools/{pool_id}/users/{username}/attributes`: the HTTP adapter over the
-//! update service (`crate::update`). It reads the path, the headers and the body (up to
+//! `GET` and `PATCH /pools/{pool_id}/users/{username}/attributes`: the HTTP adapter over
+//! the update service (`crate::update`). It reads the path, the headers and the body (up to
 //! the size limit), and turns the service's answer into HTTP; it decides nothing.
 
 use actix_web::http::header;
@@ -14,13 +14,14 @@ use crate::http::error::{ApiError, Problem};
 use crate::http::extractor::request_id;
 use crate::http::wire::{UpdateAttributesRequest, UpdateQuery};
 use crate::identity::Caller;
+use crate::policy::Visible;
 use crate::update::{BodyError, RawUpdate, UpdateFor, UpdateService};
 
 /// This route's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(update_attributes),
-    components(schemas(UpdateAttributesRequest, UpdateAttributesResponse))
+    paths(read_attributes, update_attributes),
+    components(schemas(UpdateAttributesRequest, UpdateAttributesResponse, UserAttributes))
 )]
 pub(crate) struct Doc;
 
@@ -41,11 +42,103 @@ pub(crate) struct UpdateAttributesResponse {
     pub(crate) dry_run: bool,
 }
 
+/// A user's attributes as the caller may see them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "username": "ann",
+    "attributes": {"given_name": "Ann", "family_name": "Lee", "custom:plan": "pro"},
+    "withheld": 7
+}))]
+pub(crate) struct UserAttributes {
+    /// The user read, as named in the path.
+    pub(crate) username: String,
+    /// Every attribute the caller may view (some applicable role's `view` globs, not
+    /// `hidden`), name to value. The user's other attributes are left out.
+    #[schema(value_type = HashMap<String, String>)]
+    pub(crate) attributes: std::collections::BTreeMap<String, String>,
+    /// How many of the user's attributes were left out.
+    pub(crate) withheld: usize,
+}
+
+impl UserAttributes {
+    /// The answer of a read: made of what the policy's one filter let through, and
+    /// nothing else.
+    fn of(username: String, visible: &Visible) -> Self {
+        Self {
+            username,
+            attributes: visible.attributes().clone(),
+            withheld: visible.withheld(),
+        }
+    }
+}
+
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        crate::http::resource::resource("/pools/{pool_id}/users/{username}/attributes", "PATCH")
-            .route(web::patch().to(update_attributes)),
+        crate::http::resource::resource(
+            "/pools/{pool_id}/users/{username}/attributes",
+            "GET, PATCH",
+        )
+        .route(web::get().to(read_attributes))
+        .route(web::patch().to(update_attributes)),
     );
+}
+
+/// Read a user's attributes, as far as the policy lets this token see them.
+///
+/// Only the attributes that some applicable role may `view` (and the policy does not
+/// `hide`) are returned; `withheld` counts the others. `update` and `verify` grants do
+/// not imply `view`. Roles' `pools` and `target` conditions apply as for updates: a
+/// tenant admin reads only its own tenant's users. The `ETag` header tags what was
+/// returned: send it as `If-Match` with a `PATCH` to write only if the user has not
+/// changed since.
+///
+/// Every read is audited (the names returned, never their values) before the answer is
+/// sent: a 503 means the audit log could not be written, and nothing was disclosed.
+#[utoipa::path(
+    get,
+    path = "/pools/{pool_id}/users/{username}/attributes",
+    operation_id = "readUserAttributes",
+    tag = "attributes",
+    params(
+        ("pool_id" = String, Path, description = "Cognito user pool id, as for updates.", example = "us-east-1_AbC123", max_length = 55, pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"),
+        ("username" = String, Path, description = "Cognito username, as for updates.", example = "ann", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
+    ),
+    responses(
+        (status = 200, description = "The attributes the caller may view.", body = UserAttributes,
+            headers(("ETag" = String, description = "The entity tag of the attributes returned: send it as `If-Match` on a `PATCH`."))),
+        (status = 401, description = "The token is missing or invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No role lets this token read this user (no applicable role, or its `target` conditions do not hold). `denied` names the whole user (`*`) with the code. Nothing was read.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The user or the pool does not exist (only for a caller with a role in this pool).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`pool_id` or `username` breaks the input rules.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Throttled, by Cognito, by attrgate's read budget, or by the caller's own limit. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Cognito failed.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The audit log cannot be written (nothing was disclosed), or the token issuer's keys are not fetched yet.", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Cognito did not answer in time.", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearerAuth" = []))
+)]
+pub(crate) async fn read_attributes(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    service: web::Data<UpdateService>,
+) -> Result<HttpResponse, ApiError> {
+    let (pool_id, username) = path.into_inner();
+    if !path_is_utf8(req.uri().path()) {
+        return Err(ApiError::invalid_path());
+    }
+    let request_id = request_id(&req);
+    let who = UpdateFor {
+        request_id: &request_id,
+        caller: &caller,
+        pool_id: &pool_id,
+        username: &username,
+    };
+    let done = service.read(&who).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, done.etag))
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .json(UserAttributes::of(username, &done.visible)))
 }
 
 /// Update a user's attributes, if the policy allows every one of them.
@@ -122,10 +215,18 @@ pub(crate) async fn update_attributes(
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok()),
+        if_match: req
+            .headers()
+            .get(header::IF_MATCH)
+            .and_then(|value| value.to_str().ok()),
         body: read_body(&req, payload, service.max_body_bytes()),
     };
     let done = service.update(&who, raw).await?;
-    Ok(HttpResponse::Ok().json(UpdateAttributesResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(etag) = done.etag {
+        response.insert_header((header::ETAG, etag));
+    }
+    Ok(response.json(UpdateAttributesResponse {
         request_id,
         updated: done.updated,
         dry_run: done.dry_run,
