@@ -635,6 +635,7 @@ def run(args: argparse.Namespace, procs: Processes, issuer: Issuer) -> int:
     denied = curl_line("PATCH", ann_url, support_file, DENIED_BODY)
     admin_verify = curl_line("PATCH", ann_url, admin_file, DENIED_BODY)
     permissions = curl_line("GET", f"{base}/permissions?pool_id={pool_id}", support_file)
+    read = curl_line("GET", ann_url, support_file)
     audit_log = DEMO_DIR / "audit.jsonl"
     audit_verify = f"{shlex.quote(str(args.gateway_bin))} audit verify {shlex.quote(str(audit_log))}"
 
@@ -665,6 +666,8 @@ Try, from another shell:
   {admin_verify}
   # what can the support token do in this pool?
   {permissions}
+  # read ann as support and billing may see her (not custom:tenant_id); ETag for If-Match
+  {read}
   # check the audit log's hash chain
   {audit_verify}
 """,
@@ -676,7 +679,10 @@ Try, from another shell:
     print(f"  HTTP {allowed_status}  {allowed_body}")
     print("Running the denied request:", flush=True)
     denied_status, denied_body = run_curl(denied)
-    print(f"  HTTP {denied_status}  {denied_body}\n", flush=True)
+    print(f"  HTTP {denied_status}  {denied_body}", flush=True)
+    print("Running the read:", flush=True)
+    read_status, read_body = run_curl(read)
+    print(f"  HTTP {read_status}  {read_body}\n", flush=True)
 
     if not args.check:
         print("Press Ctrl-C to stop attrgate, moto_server and the JWKS server.", flush=True)
@@ -694,6 +700,13 @@ Try, from another shell:
         failures,
     )
     expect(denied_status == 403, f"denied PATCH answered 403 (got {denied_status})", failures)
+    read_json = json.loads(read_body) if read_status == 200 else {}
+    shown = read_json.get("attributes", {})
+    expect(
+        read_status == 200 and shown.get("given_name") == "Annie" and "custom:tenant_id" not in shown,
+        f"the read answered 200 with given_name and without custom:tenant_id (got {read_status}: {read_body[:200]})",
+        failures,
+    )
     expect(
         ann.get("email_verified") == "false",
         f"Cognito still has email_verified=false (has {ann.get('email_verified')!r})",

@@ -187,6 +187,21 @@ fn problem_examples(
 ) -> Vec<(&'static str, &'static str, ApiError)> {
     match (operation_id, status) {
         ("getPermissions", 400 | 422 | 429 | 503) => permissions_examples(status),
+        // A read holds no user lock: its 429 is a throttle only.
+        ("readUserAttributes", 429) => vec![(
+            "throttled",
+            "Too many requests from this caller",
+            ApiError::caller_throttled(1),
+        )],
+        ("readUserAttributes", 403) => vec![(
+            "no_role",
+            "No role of the token applies in this pool",
+            ApiError::read_denied(vec![DeniedAttribute {
+                attribute: crate::policy::WHOLE_USER.into(),
+                code: DenialCode::NoApplicableRole,
+                reason: "no applicable role: none of the token's roles [crm] applies to pool us-east-1_AbC123".into(),
+            }]),
+        )],
         (_, 400..=499) => client_error_examples(status),
         _ => server_error_examples(status),
     }
@@ -307,11 +322,23 @@ fn client_error_examples(status: u16) -> Vec<Example> {
                 ),
             ]),
         )],
-        429 => vec![(
-            "throttled",
-            "Too many requests from this caller",
-            ApiError::caller_throttled(1),
+        412 => vec![(
+            "precondition_failed",
+            "The user changed since its ETag was read",
+            ApiError::precondition_failed(),
         )],
+        429 => vec![
+            (
+                "throttled",
+                "Too many requests from this caller",
+                ApiError::caller_throttled(1),
+            ),
+            (
+                "user_busy",
+                "Another change to this user held it too long",
+                ApiError::user_busy(2),
+            ),
+        ],
         _ => Vec::new(),
     }
 }

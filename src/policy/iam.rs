@@ -124,11 +124,14 @@ fn role_actions(role: &Role, validate_schema: bool) -> BTreeSet<&'static str> {
     if validate_schema {
         actions.insert(DESCRIBE);
     }
-    if let Some(target) = &role.target {
-        actions.insert(GET_USER);
-        if target.conditions.iter().any(Condition::needs_groups) {
-            actions.insert(LIST_GROUPS);
-        }
+    // Every caller with a role in the pool may read a user (`GET …/attributes`, which
+    // reads it even to count what it withholds) and may update conditionally
+    // (`If-Match`, which reads it to compare tags), as do `target` conditions.
+    actions.insert(GET_USER);
+    if let Some(target) = &role.target
+        && target.conditions.iter().any(Condition::needs_groups)
+    {
+        actions.insert(LIST_GROUPS);
     }
     actions
 }
@@ -266,7 +269,7 @@ mod tests {
         assert_eq!(
             statements(&document),
             [(
-                vec![UPDATE.to_owned(), DESCRIBE.to_owned()],
+                vec![GET_USER.to_owned(), UPDATE.to_owned(), DESCRIBE.to_owned()],
                 vec![format!("{ARN}:*:123456789012:userpool/*")]
             )]
         );
@@ -288,14 +291,14 @@ mod tests {
         assert_eq!(
             statements(&document),
             [(
-                vec![UPDATE.to_owned()],
+                vec![GET_USER.to_owned(), UPDATE.to_owned()],
                 vec![format!("{ARN}:*:123456789012:userpool/*")]
             )]
         );
     }
 
     #[test]
-    fn target_conditions_add_admin_get_user_and_groups_add_list_groups_only_on_that_roles_pools() {
+    fn every_role_reads_users_and_group_conditions_add_list_groups_only_on_that_roles_pools() {
         // Arrange
         let policy = policy(
             r#"version: 1
@@ -338,13 +341,10 @@ roles:
                 ),
                 (
                     vec![GET_USER.to_owned(), UPDATE.to_owned(), DESCRIBE.to_owned()],
-                    vec![format!("{ARN}:eu-west-1:123456789012:userpool/eu-west-1_*")]
-                ),
-                (
-                    vec![UPDATE.to_owned(), DESCRIBE.to_owned()],
-                    vec![format!(
-                        "{ARN}:us-east-1:123456789012:userpool/us-east-1_plain"
-                    )]
+                    vec![
+                        format!("{ARN}:eu-west-1:123456789012:userpool/eu-west-1_*"),
+                        format!("{ARN}:us-east-1:123456789012:userpool/us-east-1_plain")
+                    ]
                 ),
             ]
         );
@@ -424,7 +424,7 @@ roles:
     }
 
     #[test]
-    fn a_role_that_grants_nothing_still_needs_the_schema_read_but_no_update() {
+    fn a_role_that_grants_nothing_still_needs_the_schema_and_user_reads_but_no_update() {
         // Arrange
         let policy = policy(
             "version: 1\nroles:\n  blocked:\n    pools: [\"us-east-1_x\"]\n    deny: [\"*\"]\n",
@@ -442,11 +442,18 @@ roles:
         assert_eq!(
             statements(&with_schema),
             [(
-                vec![DESCRIBE.to_owned()],
+                vec![GET_USER.to_owned(), DESCRIBE.to_owned()],
                 vec![format!("{ARN}:us-east-1:123456789012:userpool/us-east-1_x")]
             )]
         );
-        assert_eq!(without_schema["Statement"], json!([]));
+        assert_eq!(
+            statements(&without_schema),
+            [(
+                vec![GET_USER.to_owned()],
+                vec![format!("{ARN}:us-east-1:123456789012:userpool/us-east-1_x")]
+            )],
+            "a read by that role still reads the user"
+        );
     }
 
     #[test]

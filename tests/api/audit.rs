@@ -257,6 +257,7 @@ async fn a_full_disk_fails_closed_with_503_and_recovers_when_space_returns() {
     let refused = app
         .patch(&token, json!({"attributes": {"given_name": "NoAudit"}}))
         .await;
+    let unaudited_read = app.read(&app.token(&["identity-admin"]), "ann").await;
     let untouched = app.ann().await["given_name"].clone();
     let not_ready = app.get("/readyz").await;
     let metrics = app.get("/metrics").await;
@@ -268,6 +269,12 @@ async fn a_full_disk_fails_closed_with_503_and_recovers_when_space_returns() {
         .await;
 
     refused.assert_problem(503);
+    unaudited_read.assert_problem(503);
+    assert!(
+        !unaudited_read.body.to_string().contains("ann@example.com"),
+        "a read whose record failed disclosed a value: {}",
+        unaudited_read.body
+    );
     assert_eq!(
         untouched, "Ann",
         "Cognito must not be called without an audit record"
@@ -277,8 +284,8 @@ async fn a_full_disk_fails_closed_with_503_and_recovers_when_space_returns() {
     let metrics = metrics.body.as_str().unwrap();
     assert!(!metrics.contains("attrgate_audit_failures_total 0"));
     assert!(
-        metrics.contains(r#"attrgate_decisions_total{outcome="audit_unavailable"} 1"#),
-        "a refusal for a failed record is counted as such, not as invalid:\n{metrics}"
+        metrics.contains(r#"attrgate_decisions_total{outcome="audit_unavailable"} 2"#),
+        "the refused update and read are counted as such, not as invalid:\n{metrics}"
     );
     assert!(!metrics.contains(r#"outcome="invalid""#), "{metrics}");
     assert_eq!(ready_again.status, 200, "{}", ready_again.body);

@@ -119,9 +119,31 @@ async fn if_match_star_writes_and_a_weak_or_unknown_tag_never_matches() {
         .patch_if_match(&token, "ann-a", json!({"nickname": "c"}), "\"nope\"")
         .await;
 
+    let unreadable = app
+        .http
+        .patch(app.attributes_url(&app.pool_id, "ann-a"))
+        .bearer_auth(&token)
+        .header(
+            "if-match",
+            reqwest::header::HeaderValue::from_bytes(b"\"caf\xe9\"").unwrap(),
+        )
+        .json(&json!({"attributes": {"nickname": "d"}}))
+        .send()
+        .await
+        .unwrap();
+
     assert_eq!(any.status, 200, "{}", any.body);
     weak.assert_problem(412);
     unknown.assert_problem(412);
+    assert_eq!(
+        unreadable.status(),
+        412,
+        "an If-Match that is not ASCII never turns into an unconditional write"
+    );
+    assert_eq!(
+        user_attributes(&app.cognito, &app.pool_id, "ann-a").await["nickname"],
+        "a"
+    );
 }
 
 /// A Cognito stand-in in front of moto that forwards every call, holding back each

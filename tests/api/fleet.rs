@@ -207,6 +207,10 @@ impl Fleet {
                 "a fallback must not make a replica unready"
             );
             let body: Value = answer.json().await.unwrap();
+            assert_eq!(
+                body["user_lock"], body["quota"],
+                "the user locks live in the quota's Redis, and /readyz says where"
+            );
             modes.push(body["quota"].as_str().unwrap_or_default().to_owned());
         }
         modes

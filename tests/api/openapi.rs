@@ -99,8 +99,8 @@ fn the_update_operation_documents_every_status_of_the_contract_and_needs_a_beare
     assert_eq!(
         statuses,
         [
-            "200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "502", "503",
-            "504"
+            "200", "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "502",
+            "503", "504"
         ]
     );
     assert_eq!(
@@ -119,6 +119,39 @@ fn the_update_operation_documents_every_status_of_the_contract_and_needs_a_beare
         .expect("dry_run is documented");
     assert_eq!(dry_run["in"], "query");
     assert_eq!(dry_run["schema"]["type"], "boolean");
+}
+
+#[test]
+fn the_read_operation_documents_its_statuses_its_etag_and_if_match_on_the_update() {
+    let doc = document();
+
+    let read = &doc["paths"][UPDATE]["get"];
+    let update = &doc["paths"][UPDATE]["patch"];
+
+    let statuses: Vec<&str> = read["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "200", "401", "403", "404", "422", "429", "502", "503", "504"
+        ]
+    );
+    assert_eq!(read["operationId"], "readUserAttributes");
+    assert_eq!(read["security"], serde_json::json!([{"bearerAuth": []}]));
+    assert!(read["responses"]["200"]["headers"]["ETag"].is_object());
+    let if_match = update["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|parameter| parameter["name"] == "If-Match")
+        .expect("If-Match is documented");
+    assert_eq!(if_match["in"], "header");
+    assert_eq!(if_match["required"], false);
+    assert!(update["responses"]["200"]["headers"]["ETag"].is_object());
 }
 
 #[test]

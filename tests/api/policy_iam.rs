@@ -118,7 +118,7 @@ fn parliament_finds_nothing_in_the_iam_policy_of_any_shipped_policy() {
 }
 
 #[test]
-fn roles_with_target_conditions_get_the_reads_they_need_and_only_on_their_pools() {
+fn every_role_reads_users_and_group_conditions_list_groups_only_on_their_pools() {
     // Arrange
     let policy = temp_dir().join("policy.yaml");
     std::fs::write(
@@ -146,7 +146,10 @@ fn roles_with_target_conditions_get_the_reads_they_need_and_only_on_their_pools(
     );
     assert_eq!(
         actions_on(&document, &arn("us-east-1", "us-east-1_S*")),
-        ["cognito-idp:AdminUpdateUserAttributes"]
+        [
+            "cognito-idp:AdminGetUser",
+            "cognito-idp:AdminUpdateUserAttributes"
+        ]
     );
     let (clean, findings) = parliament_findings(&output.stdout);
     assert!(clean && findings.trim().is_empty(), "{findings}");

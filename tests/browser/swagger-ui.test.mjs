@@ -21,6 +21,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const ARTIFACTS = process.env.ATTRGATE_TEST_ARTIFACTS ?? path.join(ROOT, "target", "test-artifacts");
 const SCREENSHOT = path.join(ARTIFACTS, "swagger.png");
 const OPERATION = "#operations-attributes-updateUserAttributes";
+const READ_OPERATION = "#operations-attributes-readUserAttributes";
 
 const envFile = process.env.ATTRGATE_DEMO_ENV;
 assert.ok(envFile, "ATTRGATE_DEMO_ENV is not set: run this through scripts/test-api (scripts/demo --run)");
@@ -106,6 +107,38 @@ test("swagger ui authorizes with a bearer token and its PATCH updates cognito", 
   assert.equal(afterwards.given_name, "Robert");
   assert.equal(afterwards["custom:plan"], "enterprise");
   assert.deepEqual(foreign, [], "Swagger UI must work offline, from the gateway alone");
+});
+
+test("swagger ui reads a user as the token may view it, with its ETag", { timeout: 120_000 }, async () => {
+  // Arrange
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${env.base_url}/docs`);
+  await page.locator(".swagger-ui .info .title", { hasText: "attrgate" }).waitFor();
+  await page.locator(".auth-wrapper button.authorize").click();
+  const modal = page.locator(".modal-ux");
+  await modal.locator("input").first().fill(env.tokens.support);
+  await modal.locator("button.authorize").click();
+  await modal.locator("button.btn-done").click();
+
+  // Act: open the GET, fill in the path, execute.
+  const operation = page.locator(READ_OPERATION);
+  await operation.locator(".opblock-summary").first().click();
+  await assertTryItOutIsOn(operation);
+  await operation.locator('tr[data-param-name="pool_id"] input').fill(env.pool_id);
+  await operation.locator('tr[data-param-name="username"] input').fill("bob");
+  await operation.locator("button.execute").click();
+  const live = operation.locator(".live-responses-table .response").first();
+  await live.waitFor();
+
+  // Assert: 200, only what support and billing may view, and the ETag among the headers.
+  assert.equal((await live.locator(".response-col_status").innerText()).trim(), "200");
+  const body = JSON.parse(await live.locator(".response-col_description pre").first().innerText());
+  assert.equal(body.username, "bob");
+  assert.equal(body.attributes.email, "bob@example.com");
+  assert.equal(body.attributes["custom:tenant_id"], undefined);
+  assert.ok(body.withheld > 0);
+  const headers = await live.locator(".response-col_description").innerText();
+  assert.match(headers, /etag: "[0-9a-f]{32}"/);
 });
 
 async function assertTryItOutIsOn(operation) {

@@ -165,6 +165,7 @@ pub(crate) async fn read_attributes(
         ("pool_id" = String, Path, description = "Cognito user pool id: `<region>_<id>`, ASCII only, at most 55 characters: letters, digits and `-` before the `_`, letters and digits after it. The part before the `_` is the region called, and must be an AWS region name (`us-east-1`, `us-gov-west-1`), unless the gateway's config fixes the region (`cognito.region`); then it is only a name (cognito-local uses `local_…`). Anything else, or a region outside the config's `cognito.allowed_regions`, is a 422.", example = "us-east-1_AbC123", max_length = 55, pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"),
         ("username" = String, Path, description = "Cognito username: 1 to 128 characters, no control characters. Anything else is a 422.", example = "ann", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
         UpdateQuery,
+        ("If-Match" = Option<String>, Header, description = "Write only if the user is still as read: the `ETag` of a `GET` of this user (or `*`: the user exists). The tag covers what this token may view. A tag that no longer matches is a 412 and nothing is written. Weak tags (`W/\"…\"`) never match."),
     ),
     request_body(
         content = UpdateAttributesRequest,
@@ -177,7 +178,8 @@ pub(crate) async fn read_attributes(
         )
     ),
     responses(
-        (status = 200, description = "Every attribute was allowed and written, or would be on a dry run (`dry_run: true`).", body = UpdateAttributesResponse),
+        (status = 200, description = "Every attribute was allowed and written, or would be on a dry run (`dry_run: true`).", body = UpdateAttributesResponse,
+            headers(("ETag" = String, description = "Only after a conditional update (`If-Match`, not a dry run): the user's new entity tag, for the next `If-Match`."))),
         (status = 400, description = "The JSON is malformed, has an unknown field, or `attributes` is missing or empty. `errors` says what.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "The token is missing, malformed, badly signed, expired, not yet valid, from an unknown issuer, or for another audience.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The policy denies at least one requested attribute. `denied` lists every one with its `code` and reason (`target_condition` or `missing_claim` when a role's conditions on the target user do not hold). **Nothing was written.**", body = Problem, content_type = "application/problem+json"),
@@ -186,7 +188,8 @@ pub(crate) async fn read_attributes(
         (status = 413, description = "The body is over the gateway's size limit (16 KiB by default).", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A pool id, username, attribute name or value breaks the input rules, or Cognito rejected the values. `errors` lists every problem. Nothing was written.", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Throttled, by Cognito or by attrgate's per-caller limit. Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "`If-Match` no longer matches the user (`code: precondition_failed`): it changed since it was read. Nothing was written; read it again.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Throttled, by Cognito or by attrgate's per-caller limit; or another change to this user held it for longer than `cognito.user_lock_wait_ms` (`code: user_busy`). Retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Cognito failed, or refused attrgate's own AWS credentials. The body never carries AWS messages.", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The audit log cannot be written (fail closed: Cognito was not called), or the token issuer's keys are not fetched yet. Nothing was written; retry later.", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Cognito did not answer in time. The update may or may not have been applied; it is safe to send again.", body = Problem, content_type = "application/problem+json"),
@@ -215,10 +218,12 @@ pub(crate) async fn update_attributes(
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok()),
+        // A header that is not visible ASCII still makes the update conditional, on a
+        // tag nothing has: 412, never an unconditional write.
         if_match: req
             .headers()
             .get(header::IF_MATCH)
-            .and_then(|value| value.to_str().ok()),
+            .map(|value| value.to_str().unwrap_or_default()),
         body: read_body(&req, payload, service.max_body_bytes()),
     };
     let done = service.update(&who, raw).await?;

@@ -32,6 +32,12 @@ pub(crate) struct Readiness {
     /// replicas). A fallback does not make the replica unready.
     #[schema(example = "shared")]
     pub(crate) quota: String,
+    /// Where the one-writer-per-user locks are held, the same Redis as the quota's:
+    /// `local` (this replica only: no `redis_url`), `shared` (this replica and Redis),
+    /// or `local-fallback` (Redis does not answer: replicas no longer serialise changes
+    /// to one user with each other). A fallback does not make the replica unready.
+    #[schema(example = "shared")]
+    pub(crate) user_lock: String,
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -79,6 +85,7 @@ pub(crate) async fn readyz(
         audit_writable: audit.check_writable().await,
         issuer_keys_fetched: verifier.keys_ready(),
         quota: quota.mode().label().to_owned(),
+        user_lock: quota.mode().label().to_owned(),
     };
     // The policy is always loaded: start-up fails without one, and a reload that fails
     // keeps the previous one.

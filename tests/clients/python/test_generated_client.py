@@ -2,19 +2,20 @@
 openapi/openapi.json, used as a client author would: one allowed and one
 denied update (and a permissions query) against the running gateway."""
 
-from attrgate_client.api.attributes import get_permissions, update_user_attributes
+from attrgate_client.api.attributes import get_permissions, read_user_attributes, update_user_attributes
 from attrgate_client.models import (
     Permissions,
     Problem,
     UpdateAttributesRequest,
     UpdateAttributesRequestAttributes,
     UpdateAttributesResponse,
+    UserAttributes,
 )
 
 
-def update(client, demo, username, attributes):
+def update(client, demo, username, attributes, **headers):
     body = UpdateAttributesRequest(attributes=UpdateAttributesRequestAttributes.from_dict(attributes))
-    return update_user_attributes.sync_detailed(demo["pool_id"], username, client=client, body=body)
+    return update_user_attributes.sync_detailed(demo["pool_id"], username, client=client, body=body, **headers)
 
 
 def test_an_allowed_update_comes_back_as_the_typed_response(support_client, demo):
@@ -57,3 +58,29 @@ def test_permissions_come_back_as_the_typed_permissions(support_client, demo):
     assert isinstance(permissions, Permissions)
     assert [role.role for role in permissions.roles] == ["support", "billing"]
     assert permissions.can_verify == []
+
+
+def test_a_read_comes_back_as_the_typed_attributes_the_token_may_view(support_client, demo):
+    response = read_user_attributes.sync_detailed(demo["pool_id"], "ann", client=support_client)
+
+    assert response.status_code == 200, response.content
+    read = response.parsed
+    assert isinstance(read, UserAttributes)
+    shown = read.attributes.to_dict()
+    assert shown["email"] == "ann@example.com"
+    assert "custom:tenant_id" not in shown
+    assert read.withheld > 0
+    assert response.headers["etag"].startswith('"')
+
+
+def test_a_conditional_update_writes_with_the_current_etag_and_is_412_with_a_stale_one(support_client, demo):
+    tag = read_user_attributes.sync_detailed(demo["pool_id"], "ann", client=support_client).headers["etag"]
+
+    written = update(support_client, demo, "ann", {"nickname": "tagged"}, if_match=tag)
+    stale = update(support_client, demo, "ann", {"nickname": "stale"}, if_match=tag)
+
+    assert written.status_code == 200, written.content
+    assert written.headers["etag"] != tag
+    assert stale.status_code == 412
+    assert isinstance(stale.parsed, Problem)
+    assert stale.parsed.code == "precondition_failed"

@@ -76,6 +76,43 @@ test("a denied update comes back as a typed problem that lists every denied attr
   assert.equal(problem.errors, undefined);
 });
 
+test("a read comes back as the typed attributes the token may view, with an ETag", async () => {
+  const api = client(env.tokens.support);
+
+  const { data, error, response } = await api.GET(ATTRIBUTES, {
+    params: { path: { pool_id: env.pool_id, username: "ann" } },
+  });
+
+  assert.equal(response.status, 200, JSON.stringify(error));
+  assert.ok(data);
+  const shown: Record<string, string> = data.attributes;
+  assert.equal(shown.email, "ann@example.com");
+  assert.equal(shown["custom:tenant_id"], undefined);
+  assert.ok(data.withheld > 0);
+  assert.ok(response.headers.get("etag")?.startsWith('"'));
+});
+
+test("a conditional update with a stale ETag is a typed 412 problem", async () => {
+  const api = client(env.tokens.support);
+  const read = await api.GET(ATTRIBUTES, { params: { path: { pool_id: env.pool_id, username: "ann" } } });
+  const tag = read.response.headers.get("etag") ?? "";
+
+  const written = await api.PATCH(ATTRIBUTES, {
+    params: { path: { pool_id: env.pool_id, username: "ann" }, header: { "If-Match": tag } },
+    body: { attributes: { nickname: "tagged-ts" } },
+  });
+  const stale = await api.PATCH(ATTRIBUTES, {
+    params: { path: { pool_id: env.pool_id, username: "ann" }, header: { "If-Match": tag } },
+    body: { attributes: { nickname: "stale-ts" } },
+  });
+
+  assert.equal(written.response.status, 200, JSON.stringify(written.error));
+  assert.notEqual(written.response.headers.get("etag"), tag);
+  assert.equal(stale.response.status, 412);
+  const problem: Problem | undefined = stale.error;
+  assert.equal(problem?.code, "precondition_failed");
+});
+
 // Compile-time only: the generated types hold attributes to a map of strings.
 export function attributeValuesAreStrings(api: ReturnType<typeof client>) {
   return api.PATCH(ATTRIBUTES, {
