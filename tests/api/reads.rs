@@ -249,3 +249,27 @@ fn bodies_for(method: &str) -> Vec<(&'static str, Value)> {
         _ => vec![("", Value::Null)],
     }
 }
+
+#[tokio::test]
+async fn reads_take_from_the_callers_rate_limit_and_a_refused_read_is_audited_as_throttled() {
+    let app = spawn_app_with(Options {
+        policy_file: PathBuf::from(format!("{FIXTURES}/read-policy.yaml")),
+        extra_config: "rate_limit: {per_caller_per_second: 1, burst: 2}".into(),
+        ..Options::default()
+    })
+    .await;
+    let token = app.token(&["support"]);
+
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(app.read(&token, "ann").await);
+    }
+
+    assert_eq!(answers[0].status, 200, "{}", answers[0].body);
+    assert_eq!(answers[1].status, 200);
+    answers[2].assert_problem(429);
+    assert!(answers[2].headers.contains_key("retry-after"));
+    let last = app.audit_records().pop().expect("a record");
+    assert_eq!(last["event"], "read");
+    assert_eq!(last["outcome"], "throttled");
+}
