@@ -8,6 +8,8 @@ Started by scripts/bench-compare (which builds the release binaries first). Runs
   dry-run         ?dry_run=true: JWT, input rules, policy, one audit record, no Cognito call
   denied-403      a role with no grant in the pool: 403 and its audit record
   unauth-401      a token with a bad signature: 401
+  read-get        GET …/attributes: JWT, policy, AdminGetUser, the filter, one audit record
+  if-match        the allowed PATCH of full-hs256 with If-Match: one AdminGetUser more
 alternating the configurations over ROUNDS rounds, at 1 and 64 connections. For each
 it reports req/s, p50/p99 and the CPU time of each process (utime + stime from
 /proc/PID/stat, all threads) divided by the requests answered: the median of the rounds.
@@ -36,6 +38,7 @@ protected: [sub]
 roles:
   support:
     update: [given_name, family_name, nickname]
+    view: [given_name, family_name, nickname, "custom:tenant_id"]
   readonly:
     pools: ["eu-west-1_*"]
     update: [locale]
@@ -91,13 +94,31 @@ def wait_port(port, timeout=10):
     sys.exit(f"bench-compare: nothing listens on port {port}")
 
 
-def status_of(url, token):
-    out = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH", url,
-         "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json",
-         "-d", '{"attributes":{"given_name":"Bench"}}'],
-        capture_output=True, text=True)
+def curl_args(url, token, script):
+    """The curl of what a wrk script sends."""
+    args = ["curl", "-s", "-H", f"Authorization: Bearer {token}", url]
+    if script == "get.lua":
+        return args
+    args += ["-X", "PATCH", "-H", "Content-Type: application/json", "-d", '{"attributes":{"given_name":"Bench"}}']
+    if script == "patch-if-match.lua":
+        args += ["-H", f"If-Match: {os.environ['ATTRGATE_BENCH_IF_MATCH']}"]
+    return args
+
+
+def status_of(url, token, script):
+    out = subprocess.run(curl_args(url, token, script)[:2] + ["-o", "/dev/null", "-w", "%{http_code}"]
+                         + curl_args(url, token, script)[2:], capture_output=True, text=True)
     return int(out.stdout or 0)
+
+
+def etag_of(url, token):
+    """The ETag a read of the stub's user gives (for If-Match)."""
+    out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}", url],
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if line.lower().startswith("etag:"):
+            return line.split(":", 1)[1].strip()
+    sys.exit(f"bench-compare: no ETag from {url}")
 
 
 def parse_wrk(text):
@@ -245,25 +266,28 @@ def configurations(fleet):
     denied = token("https://bench-hs.local", HS_SECRET, "HS256", ["readonly"])
     forged = token("https://bench-hs.local", "not-the-secret-not-the-secret-not-the-secret", "HS256", ["support"])
     stub = [("stub", fleet.stub.pid)]
+    os.environ["ATTRGATE_BENCH_IF_MATCH"] = etag_of(gate, hs)
     return [
-        ("stub", f"http://127.0.0.1:{p['stub']}{path}", hs, 200, stub),
-        ("nginx", f"http://127.0.0.1:{p['nginx']}{path}", hs, 200, [("nginx", fleet.nginx_pids)] + stub),
-        ("full-hs256", gate, hs, 200, [("attrgate", fleet.gate.pid)] + stub),
-        ("full-rs256", gate, rs, 200, [("attrgate", fleet.gate.pid)] + stub),
-        ("dry-run", gate + "?dry_run=true", hs, 200, [("attrgate", fleet.gate.pid)]),
-        ("denied-403", gate, denied, 403, [("attrgate", fleet.gate.pid)]),
-        ("unauth-401", gate, forged, 401, [("attrgate", fleet.gate.pid)]),
+        ("stub", f"http://127.0.0.1:{p['stub']}{path}", hs, 200, stub, "patch.lua"),
+        ("nginx", f"http://127.0.0.1:{p['nginx']}{path}", hs, 200, [("nginx", fleet.nginx_pids)] + stub, "patch.lua"),
+        ("full-hs256", gate, hs, 200, [("attrgate", fleet.gate.pid)] + stub, "patch.lua"),
+        ("full-rs256", gate, rs, 200, [("attrgate", fleet.gate.pid)] + stub, "patch.lua"),
+        ("dry-run", gate + "?dry_run=true", hs, 200, [("attrgate", fleet.gate.pid)], "patch.lua"),
+        ("denied-403", gate, denied, 403, [("attrgate", fleet.gate.pid)], "patch.lua"),
+        ("unauth-401", gate, forged, 401, [("attrgate", fleet.gate.pid)], "patch.lua"),
+        ("read-get", gate, hs, 200, [("attrgate", fleet.gate.pid)] + stub, "get.lua"),
+        ("if-match", gate, hs, 200, [("attrgate", fleet.gate.pid)] + stub, "patch-if-match.lua"),
     ]
 
 
-def run_one(url, tok, connections, duration, processes):
+def run_one(url, tok, connections, duration, processes, script):
     pids = {name: (p if isinstance(p, list) else [p]) for name, p in processes}
     before = {name: cpu_seconds(ps) for name, ps in pids.items()}
     env = dict(os.environ, ATTRGATE_BENCH_TOKEN=tok)
     threads = "1" if connections < 2 else "2"
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(connections), "-d", f"{duration}s", "--latency",
-         "-s", str(ROOT / "scripts/bench/patch.lua"), url],
+         "-s", str(ROOT / "scripts/bench" / script), url],
         capture_output=True, text=True, env=env, check=True).stdout
     after = {name: cpu_seconds(ps) for name, ps in pids.items()}
     result = parse_wrk(out)
@@ -300,8 +324,8 @@ def main():
         configs = configurations(fleet)
         if args.only:
             configs = [c for c in configs if c[0] in args.only.split(",")]
-        for name, url, tok, expect, _ in configs:
-            got = status_of(url, tok)
+        for name, url, tok, expect, _, script in configs:
+            got = status_of(url, tok, script)
             if got != expect:
                 sys.exit(f"bench-compare: {name} answered {got}, expected {expect}")
         if args.perf:
@@ -311,8 +335,8 @@ def main():
         raw = {}
         for rnd in range(1, args.rounds + 1):
             for c in connections:
-                for name, url, tok, _, procs in configs:
-                    r = run_one(url, tok, c, args.duration, procs)
+                for name, url, tok, _, procs, script in configs:
+                    r = run_one(url, tok, c, args.duration, procs, script)
                     raw.setdefault((name, c), []).append(r)
                     cpu = " ".join(f"{k}={v:.0f}" for k, v in r["cpu_us"].items())
                     print(f"round {rnd} c={c:<3} {name:<11} {r['rps']:>9.0f} req/s  p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  cpu us/req {cpu}", flush=True)
@@ -325,13 +349,13 @@ def main():
 
 def profile(fleet, out, config, duration):
     """`perf record -g` of attrgate while wrk sends this configuration at 64 connections."""
-    name, url, tok, _, _ = config
+    name, url, tok, _, _, script = config
     data = out / f"perf-{name}.data"
     perf = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,32768", "-p", str(fleet.gate.pid), "-o", str(data)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     env = dict(os.environ, ATTRGATE_BENCH_TOKEN=tok)
-    subprocess.run(["wrk", "-t", "2", "-c", "64", "-d", f"{duration}s", "-s", str(ROOT / "scripts/bench/patch.lua"), url],
+    subprocess.run(["wrk", "-t", "2", "-c", "64", "-d", f"{duration}s", "-s", str(ROOT / "scripts/bench" / script), url],
                    capture_output=True, env=env, check=True)
     perf.send_signal(2)
     perf.wait()
@@ -359,6 +383,9 @@ def report(raw, connections, configs, args):
         if ngx and ("full-hs256", c) in med:
             full = med[("full-hs256", c)]
             lines.append(f"\nLatency added over nginx on the full path (HS256): p50 +{full['p50'] - ngx['p50']:.3f} ms, p99 +{full['p99'] - ngx['p99']:.3f} ms")
+        if ("full-hs256", c) in med and ("if-match", c) in med:
+            full, cond = med[("full-hs256", c)], med[("if-match", c)]
+            lines.append(f"\nLatency added by If-Match (one AdminGetUser more): p50 +{cond['p50'] - full['p50']:.3f} ms, p99 +{cond['p99'] - full['p99']:.3f} ms")
     text = "\n".join(lines)
     print(text)
     (Path(args.out) / "report.md").write_text(text + "\n")

@@ -665,6 +665,24 @@ roles:
 
     const INVALID_POLICIES: &[(&str, &str, usize, &str)] = &[
         (
+            "an invalid view glob",
+            "version: 1\nroles:\n  a:\n    view: [\"custom:[x]\"]\n",
+            4,
+            "role a, view: glob \"custom:[x]\"",
+        ),
+        (
+            "an invalid hidden glob",
+            "version: 1\nhidden: [\"\"]\nroles:\n  a:\n    view: [x]\n",
+            2,
+            "hidden:",
+        ),
+        (
+            "a misspelt view key",
+            "version: 1\nroles:\n  a:\n    views: [x]\n",
+            4,
+            "unknown key `views` (did you mean `view`?)",
+        ),
+        (
             "unknown top-level key",
             "version: 1\nrole:\n  a: {update: [x]}\n",
             2,
