@@ -155,6 +155,13 @@ impl Policy {
         })
     }
 
+    /// Whether any of the caller's roles applies in `pool_id` (before `target`
+    /// conditions): a caller without one causes no Cognito read at all.
+    #[must_use]
+    pub fn has_role_in(&self, caller_roles: &[String], pool_id: &str) -> bool {
+        !self.applicable_roles(caller_roles, pool_id).is_empty()
+    }
+
     /// The caller's roles that the policy names and whose `pools` match `pool_id`, in file order.
     pub(super) fn applicable_roles(&self, caller_roles: &[String], pool_id: &str) -> Vec<&Role> {
         let mut held: Vec<usize> = caller_roles

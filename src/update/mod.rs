@@ -291,6 +291,7 @@ impl UpdateService {
         match decision.into_allowed() {
             Ok(changes) => {
                 let etag_after = match (&command.if_match, &target) {
+                    (None, _) => None,
                     (Some(if_match), Some(target)) => Some(
                         self.check_precondition(facts, command, if_match, target, &changes)
                             .map_err(|refusal| Refused {
@@ -301,7 +302,16 @@ impl UpdateService {
                                 },
                             })?,
                     ),
-                    _ => None,
+                    // Conditional, but the user was not read: never write unconditionally.
+                    (Some(_), None) => {
+                        return Err(Refused {
+                            refusal: Refusal::PreconditionFailed,
+                            known: Known {
+                                decision: Some(record),
+                                ..command.known()
+                            },
+                        });
+                    }
                 };
                 Ok(Authorized {
                     changes,
@@ -324,8 +334,8 @@ impl UpdateService {
 
     /// The target user's facts, read once, and only when one of the caller's roles in
     /// the pool has `target` conditions, or when the update is conditional (`If-Match`,
-    /// whose tag is computed from the user as it is now): a caller with no role there
-    /// and no `If-Match` causes no read.
+    /// whose tag is computed from the user as it is now) and the caller has a role in
+    /// the pool: a caller with no role there causes no read.
     async fn target_facts(
         &self,
         policy: &Policy,
@@ -335,7 +345,8 @@ impl UpdateService {
         conditional: bool,
     ) -> Result<Option<TargetFacts>, DirectoryError> {
         let needs = policy.target_needs(&caller.roles, pool.as_str());
-        if needs.is_none() && !conditional {
+        let tagged = conditional && policy.has_role_in(&caller.roles, pool.as_str());
+        if needs.is_none() && !tagged {
             return Ok(None);
         }
         let attributes = self.reader.user_attributes(pool, user).await?;

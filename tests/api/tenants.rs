@@ -375,10 +375,23 @@ async fn a_caller_with_no_role_in_the_pool_causes_no_read_of_the_target_user() {
         json!({"nickname": "x"}),
     )
     .await;
+    let conditional_without_a_role = app
+        .patch_if_match(
+            &token(&app, &["eu-tenant-admin"], Some("a")),
+            "ann-a",
+            json!({"given_name": "X"}),
+            "*",
+        )
+        .await;
+    let read_without_a_role = app
+        .read(&token(&app, &["eu-tenant-admin"], Some("a")), "ann-a")
+        .await;
 
     // Assert
     elsewhere.assert_problem(403);
     no_roles.assert_problem(403);
+    conditional_without_a_role.assert_problem(403);
+    read_without_a_role.assert_problem(403);
     assert_eq!(unconditional.status, 200, "{}", unconditional.body);
     assert_eq!(*calls.lock().unwrap(), ["AdminUpdateUserAttributes"]);
 }
