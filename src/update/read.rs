@@ -25,12 +25,21 @@ impl UpdateService {
     /// Reads `who.username`'s attributes as `who.caller` may see them. Every read leaves
     /// an audit record (event `read`) before it answers; when that record cannot be
     /// written, nothing is disclosed (`AuditUnavailable`).
-    pub(crate) async fn read(&self, who: &UpdateFor<'_>) -> Result<ReadDone, Refusal> {
+    pub(crate) async fn read(
+        &self,
+        who: &UpdateFor<'_>,
+        path_is_utf8: bool,
+    ) -> Result<ReadDone, Refusal> {
         let facts = Facts {
             who,
             policy: self.policy.current(),
         };
-        match self.read_visible(&facts).await {
+        let answer = if path_is_utf8 {
+            self.read_visible(&facts).await
+        } else {
+            Err((Refusal::Invalid(Invalid::Path), Known::default()))
+        };
+        match answer {
             Ok((visible, decision)) => {
                 let mut record = facts.record(Event::Read, Outcome::Read, &Known::default());
                 record.attributes = visible.names();

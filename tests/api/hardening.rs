@@ -333,15 +333,22 @@ async fn invalid_utf8_in_a_path_segment_is_422_and_nothing_is_forwarded() {
         )
         .await;
 
+    let read = app.read(&app.token(&["identity-admin"]), "ann%FF%FE").await;
+
     // Assert
     answer.assert_problem(422);
     assert_eq!(answer.body["errors"][0]["field"], "path");
+    read.assert_problem(422);
+    assert_eq!(read.body["errors"][0]["field"], "path");
     assert!(
         seen.lock().unwrap().is_empty(),
         "{:?}",
         seen.lock().unwrap()
     );
-    assert_eq!(app.audit_records()[0]["outcome"], "invalid");
+    let records = app.audit_records();
+    assert_eq!(records[0]["outcome"], "invalid");
+    assert_eq!(records[1]["event"], "read");
+    assert_eq!(records[1]["outcome"], "invalid");
 }
 
 #[tokio::test]

@@ -124,9 +124,6 @@ pub(crate) async fn read_attributes(
     service: web::Data<UpdateService>,
 ) -> Result<HttpResponse, ApiError> {
     let (pool_id, username) = path.into_inner();
-    if !path_is_utf8(req.uri().path()) {
-        return Err(ApiError::invalid_path());
-    }
     let request_id = request_id(&req);
     let who = UpdateFor {
         request_id: &request_id,
@@ -134,7 +131,7 @@ pub(crate) async fn read_attributes(
         pool_id: &pool_id,
         username: &username,
     };
-    let done = service.read(&who).await?;
+    let done = service.read(&who, path_is_utf8(req.uri().path())).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, done.etag))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
