@@ -4,6 +4,8 @@ Started by scripts/bench-compare (which builds the release binaries first). Runs
   stub            wrk -> the Cognito stub (examples/cognito_stub.rs)
   nginx           wrk -> nginx (bare reverse proxy) -> the stub
   full-hs256      wrk -> attrgate -> the stub: allowed PATCH, HS256 token, durable audit
+                  (every request to the same user: one writer per user serialises them)
+  many-users      the same PATCH, each to one of 10,000 users at random
   full-rs256      the same with an RS256 token (keys from a JWKS over HTTP)
   dry-run         ?dry_run=true: JWT, input rules, policy, one audit record, no Cognito call
   denied-403      a role with no grant in the pool: 403 and its audit record
@@ -99,6 +101,7 @@ def curl_args(url, token, script):
     args = ["curl", "-s", "-H", f"Authorization: Bearer {token}", url]
     if script == "get.lua":
         return args
+    # patch-many.lua picks its user per request; the check sends one of them.
     args += ["-X", "PATCH", "-H", "Content-Type: application/json", "-d", '{"attributes":{"given_name":"Bench"}}']
     if script == "patch-if-match.lua":
         args += ["-H", f"If-Match: {os.environ['ATTRGATE_BENCH_IF_MATCH']}"]
@@ -271,6 +274,7 @@ def configurations(fleet):
         ("stub", f"http://127.0.0.1:{p['stub']}{path}", hs, 200, stub, "patch.lua"),
         ("nginx", f"http://127.0.0.1:{p['nginx']}{path}", hs, 200, [("nginx", fleet.nginx_pids)] + stub, "patch.lua"),
         ("full-hs256", gate, hs, 200, [("attrgate", fleet.gate.pid)] + stub, "patch.lua"),
+        ("many-users", gate, hs, 200, [("attrgate", fleet.gate.pid)] + stub, "patch-many.lua"),
         ("full-rs256", gate, rs, 200, [("attrgate", fleet.gate.pid)] + stub, "patch.lua"),
         ("dry-run", gate + "?dry_run=true", hs, 200, [("attrgate", fleet.gate.pid)], "patch.lua"),
         ("denied-403", gate, denied, 403, [("attrgate", fleet.gate.pid)], "patch.lua"),

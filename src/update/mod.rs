@@ -31,7 +31,7 @@ use crate::policy::{
 use crate::policy_source::PolicySource;
 use crate::report::{DeniedAttribute, FieldError};
 use crate::schema_cache::SchemaCache;
-use crate::user_lock::{Busy, UserLocks};
+use crate::user_lock::{Busy, UserGuard, UserLocks};
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use command::UpdateBody;
@@ -200,7 +200,7 @@ impl UpdateService {
         // The read of the user's facts (or of its ETag), the decision and the write
         // happen while this request holds the user: no other change made through
         // attrgate falls between them.
-        let _held = match self
+        let held = match self
             .locks
             .acquire(command.pool.as_str(), command.user.as_str())
             .await
@@ -215,7 +215,7 @@ impl UpdateService {
             }
         };
         match self.authorize(&facts, &command).await {
-            Ok(authorized) => self.apply(&facts, &command, authorized).await,
+            Ok(authorized) => self.apply(&facts, &command, held, authorized).await,
             Err(refused) => Err(self.refuse(&facts, refused).await),
         }
     }
@@ -423,6 +423,7 @@ impl UpdateService {
         &self,
         facts: &Facts<'_>,
         command: &UpdateCommand,
+        held: UserGuard,
         authorized: Authorized,
     ) -> Result<Done, Refusal> {
         let known = Known {
@@ -454,6 +455,9 @@ impl UpdateService {
             .writer
             .update_attributes(permit, &command.client_metadata)
             .await;
+        // Cognito has answered: the user is free for the next change while the outcome
+        // is recorded (it changes nothing in Cognito).
+        drop(held);
         let (outcome, cognito_request_id) = match &result {
             Ok(done) => (Outcome::Updated, done.request_id.clone()),
             Err(error) => (
