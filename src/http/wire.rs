@@ -8,6 +8,27 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
+/// The path of one user's attributes, read (`GET`) or updated (`PATCH`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct UserPath {
+    /// Cognito user pool id: `<region>_<id>`, ASCII only, at most 55 characters: letters, digits and `-` before the `_`, letters and digits after it. The part before the `_` is the region called, and must be an AWS region name (`us-east-1`, `us-gov-west-1`), unless the gateway's config fixes the region (`cognito.region`); then it is only a name (cognito-local uses `local_…`). Anything else, or a region outside the config's `cognito.allowed_regions`, is a 422.
+    #[param(
+        example = "us-east-1_AbC123",
+        max_length = 55,
+        pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"
+    )]
+    pub(crate) pool_id: String,
+    /// Cognito username: 1 to 128 characters, no control characters. Anything else is a 422.
+    #[param(
+        example = "ann",
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"
+    )]
+    pub(crate) username: String,
+}
+
 /// The query string of an update.
 #[expect(
     dead_code,

@@ -12,9 +12,8 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::fleet::Redis;
-use crate::helpers::{
-    Answer, Options, TestApp, claims, create_user, moto_url, spawn_app_with, user_attributes,
-};
+use crate::helpers::{Answer, Options, TestApp, moto_url, spawn_app_with, user_attributes};
+use crate::tenants::{create_tenant_users, token};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 /// How long the stand-in holds the mover's AdminUpdateUserAttributes.
@@ -32,13 +31,7 @@ async fn app_with(cognito_endpoint: Option<String>, cognito_extra: String) -> Te
         ..Options::default()
     })
     .await;
-    create_user(
-        &app.cognito,
-        &app.pool_id,
-        "ann-a",
-        &[("custom:tenant_id", "a"), ("given_name", "Before")],
-    )
-    .await;
+    create_tenant_users(&app, &[("ann-a", "a")]).await;
     app
 }
 
@@ -202,9 +195,7 @@ fn delaying_proxy(arrived: Arc<Notify>) -> String {
 }
 
 fn tenant_admin(app: &TestApp) -> String {
-    let mut claims = claims(&app.jwks.issuer, &["tenant-admin"]);
-    claims["tenant_id"] = json!("a");
-    app.token_with(&claims)
+    token(app, &["tenant-admin"], Some("a"))
 }
 
 /// The mover moves `ann-a` to tenant b through `mover_app` (its write held back by the

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, claims, create_user, spawn_app_with, user_attributes};
+use crate::helpers::{Options, TestApp, create_user, spawn_app_with, user_attributes};
+use crate::tenants::{create_tenant_users, token as tenant_token};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -29,24 +30,8 @@ pub(crate) async fn reads_app() -> TestApp {
     .await;
     let zoe: Vec<(&str, &str)> = UNVIEWABLE.iter().chain(&VIEWABLE).copied().collect();
     create_user(&app.cognito, &app.pool_id, "zoe", &zoe).await;
-    for (user, tenant) in [("ann-a", "a"), ("bob-b", "b")] {
-        create_user(
-            &app.cognito,
-            &app.pool_id,
-            user,
-            &[("custom:tenant_id", tenant), ("given_name", "Before")],
-        )
-        .await;
-    }
+    create_tenant_users(&app, &[("ann-a", "a"), ("bob-b", "b")]).await;
     app
-}
-
-fn tenant_token(app: &TestApp, roles: &[&str], tenant: Option<&str>) -> String {
-    let mut claims = claims(&app.jwks.issuer, roles);
-    if let Some(tenant) = tenant {
-        claims["tenant_id"] = json!(tenant);
-    }
-    app.token_with(&claims)
 }
 
 fn names(answer: &crate::helpers::Answer) -> Vec<String> {

@@ -26,7 +26,14 @@ async fn tenants_app() -> TestApp {
         ..Options::default()
     })
     .await;
-    for (user, tenant) in [("ann-a", "a"), ("bob-b", "b"), ("root-a", "a")] {
+    create_tenant_users(&app, &[("ann-a", "a"), ("bob-b", "b"), ("root-a", "a")]).await;
+    add_to_group(&app.cognito, &app.pool_id, "admins", "root-a").await;
+    app
+}
+
+/// Creates each `(user, tenant)` in the app's pool, with `given_name: Before`.
+pub(crate) async fn create_tenant_users(app: &TestApp, users: &[(&str, &str)]) {
+    for (user, tenant) in users {
         create_user(
             &app.cognito,
             &app.pool_id,
@@ -35,12 +42,10 @@ async fn tenants_app() -> TestApp {
         )
         .await;
     }
-    add_to_group(&app.cognito, &app.pool_id, "admins", "root-a").await;
-    app
 }
 
 /// A token with `roles` and, if given, the `tenant_id` claim.
-fn token(app: &TestApp, roles: &[&str], tenant: Option<&str>) -> String {
+pub(crate) fn token(app: &TestApp, roles: &[&str], tenant: Option<&str>) -> String {
     let mut claims = claims(&app.jwks.issuer, roles);
     if let Some(tenant) = tenant {
         claims["tenant_id"] = json!(tenant);

@@ -72,13 +72,7 @@ test("swagger ui authorizes with a bearer token and its PATCH updates cognito", 
   });
 
   // Act: open /docs (it redirects to /docs/) and authorize.
-  await page.goto(`${env.base_url}/docs`);
-  await page.locator(".swagger-ui .info .title", { hasText: "attrgate" }).waitFor();
-  await page.locator(".auth-wrapper button.authorize").click();
-  const modal = page.locator(".modal-ux");
-  await modal.locator("input").first().fill(env.tokens.support);
-  await modal.locator("button.authorize").click();
-  await modal.locator("button.btn-done").click();
+  await openAuthorized(page);
 
   // Act: open the PATCH, fill it in (try-it-out is on from the start), execute.
   const operation = page.locator(OPERATION);
@@ -112,13 +106,7 @@ test("swagger ui authorizes with a bearer token and its PATCH updates cognito", 
 test("swagger ui reads a user as the token may view it, with its ETag", { timeout: 120_000 }, async () => {
   // Arrange
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  await page.goto(`${env.base_url}/docs`);
-  await page.locator(".swagger-ui .info .title", { hasText: "attrgate" }).waitFor();
-  await page.locator(".auth-wrapper button.authorize").click();
-  const modal = page.locator(".modal-ux");
-  await modal.locator("input").first().fill(env.tokens.support);
-  await modal.locator("button.authorize").click();
-  await modal.locator("button.btn-done").click();
+  await openAuthorized(page);
 
   // Act: open the GET, fill in the path, execute.
   const operation = page.locator(READ_OPERATION);
@@ -140,6 +128,17 @@ test("swagger ui reads a user as the token may view it, with its ETag", { timeou
   const headers = await live.locator(".response-col_description").innerText();
   assert.match(headers, /etag: "[0-9a-f]{32}"/);
 });
+
+/** Opens /docs (it redirects to /docs/) and authorizes with the support token. */
+async function openAuthorized(page) {
+  await page.goto(`${env.base_url}/docs`);
+  await page.locator(".swagger-ui .info .title", { hasText: "attrgate" }).waitFor();
+  await page.locator(".auth-wrapper button.authorize").click();
+  const modal = page.locator(".modal-ux");
+  await modal.locator("input").first().fill(env.tokens.support);
+  await modal.locator("button.authorize").click();
+  await modal.locator("button.btn-done").click();
+}
 
 async function assertTryItOutIsOn(operation) {
   // With tryItOutEnabled the inputs are editable at once, and the button offers "Cancel".

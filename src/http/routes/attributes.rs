@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 
 use crate::http::error::{ApiError, Problem};
 use crate::http::extractor::request_id;
-use crate::http::wire::{UpdateAttributesRequest, UpdateQuery};
+use crate::http::wire::{UpdateAttributesRequest, UpdateQuery, UserPath};
 use crate::identity::Caller;
 use crate::policy::Visible;
 use crate::update::{BodyError, RawUpdate, UpdateFor, UpdateService};
@@ -99,10 +99,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     path = "/pools/{pool_id}/users/{username}/attributes",
     operation_id = "readUserAttributes",
     tag = "attributes",
-    params(
-        ("pool_id" = String, Path, description = "Cognito user pool id, as for updates.", example = "us-east-1_AbC123", max_length = 55, pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"),
-        ("username" = String, Path, description = "Cognito username, as for updates.", example = "ann", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
-    ),
+    params(UserPath),
     responses(
         (status = 200, description = "The attributes the caller may view.", body = UserAttributes,
             headers(("ETag" = String, description = "The entity tag of the attributes returned: send it as `If-Match` on a `PATCH`."))),
@@ -119,11 +116,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 )]
 pub(crate) async fn read_attributes(
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<UserPath>,
     req: HttpRequest,
     service: web::Data<UpdateService>,
 ) -> Result<HttpResponse, ApiError> {
-    let (pool_id, username) = path.into_inner();
+    let UserPath { pool_id, username } = path.into_inner();
     let request_id = request_id(&req);
     let who = UpdateFor {
         request_id: &request_id,
@@ -159,8 +156,7 @@ pub(crate) async fn read_attributes(
     operation_id = "updateUserAttributes",
     tag = "attributes",
     params(
-        ("pool_id" = String, Path, description = "Cognito user pool id: `<region>_<id>`, ASCII only, at most 55 characters: letters, digits and `-` before the `_`, letters and digits after it. The part before the `_` is the region called, and must be an AWS region name (`us-east-1`, `us-gov-west-1`), unless the gateway's config fixes the region (`cognito.region`); then it is only a name (cognito-local uses `local_…`). Anything else, or a region outside the config's `cognito.allowed_regions`, is a 422.", example = "us-east-1_AbC123", max_length = 55, pattern = r"^[A-Za-z0-9-]+_[0-9a-zA-Z]+$"),
-        ("username" = String, Path, description = "Cognito username: 1 to 128 characters, no control characters. Anything else is a 422.", example = "ann", min_length = 1, max_length = 128, pattern = r"^[^\u0000-\u001F\u007F-\u009F]+$"),
+        UserPath,
         UpdateQuery,
         ("If-Match" = Option<String>, Header, description = "Write only if the user is still as read: the `ETag` of a `GET` of this user (or `*`: the user exists). The tag covers what this token may view. A tag that no longer matches is a 412 and nothing is written. Weak tags (`W/\"…\"`) never match."),
     ),
@@ -195,12 +191,12 @@ pub(crate) async fn read_attributes(
 )]
 pub(crate) async fn update_attributes(
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<UserPath>,
     req: HttpRequest,
     payload: web::Payload,
     service: web::Data<UpdateService>,
 ) -> Result<HttpResponse, ApiError> {
-    let (pool_id, username) = path.into_inner();
+    let UserPath { pool_id, username } = path.into_inner();
     let request_id = request_id(&req);
     let who = UpdateFor {
         request_id: &request_id,
