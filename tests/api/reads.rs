@@ -258,3 +258,30 @@ async fn reads_take_from_the_callers_rate_limit_and_a_refused_read_is_audited_as
     assert_eq!(last["event"], "read");
     assert_eq!(last["outcome"], "throttled");
 }
+
+#[tokio::test]
+async fn reads_take_from_the_user_read_quota_and_over_it_get_429_audited_as_throttled() {
+    let app = spawn_app_with(Options {
+        policy_file: PathBuf::from(format!("{FIXTURES}/read-policy.yaml")),
+        cognito_extra: "  quota: {user_read_per_second: 0.5, burst_seconds: 2}\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let token = app.token(&["support"]);
+
+    let first = app.read(&token, "ann").await;
+    let second = app.read(&token, "ann").await;
+    let metrics = app.get("/metrics").await;
+
+    assert_eq!(first.status, 200, "{}", first.body);
+    second.assert_problem(429);
+    assert!(second.headers.contains_key("retry-after"));
+    let last = app.audit_records().pop().expect("a record");
+    assert_eq!(last["event"], "read");
+    assert_eq!(last["outcome"], "throttled");
+    let metrics = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        metrics.contains(r#"attrgate_quota_refusals_total{category="user_read"} 1"#),
+        "{metrics}"
+    );
+}
