@@ -23,6 +23,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// Gives the lock a new lifetime (ARGV[2] ms) only if it still holds this request's
+/// token: 1 when renewed, 0 when it expired or another request holds it now.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
 type Slot = Arc<tokio::sync::Mutex<()>>;
 
 /// The locks of every user this replica is changing now.
@@ -41,14 +48,24 @@ pub(crate) struct Busy {
     pub(crate) retry_after_secs: u64,
 }
 
-/// A held user lock; released when dropped (the Redis part in a task of its own).
+/// A held user lock: `release` lets it go (the Redis part first, awaited); dropping it
+/// does the same, the Redis part in a task of its own.
 pub(crate) struct UserGuard {
     key: String,
-    slot: Slot,
+    /// `None` once dropped (inside the map's lock, so that the count is exact).
+    slot: Option<Slot>,
     held: Option<OwnedMutexGuard<()>>,
     local: Arc<Mutex<HashMap<String, Slot>>>,
-    /// The Redis lock's budget (for its connection), key and token, when one is held.
-    shared: Option<(Arc<SharedBudget>, String, String)>,
+    /// The Redis lock, when one is held.
+    shared: Option<SharedHold>,
+}
+
+/// A lock held in Redis: the budget (for its connection), key, token and lifetime.
+struct SharedHold {
+    budget: Arc<SharedBudget>,
+    key: String,
+    token: String,
+    ttl_ms: u64,
 }
 
 impl UserLocks {
@@ -80,7 +97,7 @@ impl UserLocks {
         };
         let mut guard = UserGuard {
             key,
-            slot: slot.clone(),
+            slot: Some(slot.clone()),
             held: None,
             local: self.local.clone(),
             shared: None,
@@ -97,7 +114,12 @@ impl UserLocks {
                 .lock_in_redis(shared, &redis_key, &token, deadline)
                 .await?
             {
-                guard.shared = Some((shared.clone(), redis_key, token));
+                guard.shared = Some(SharedHold {
+                    budget: shared.clone(),
+                    key: redis_key,
+                    token,
+                    ttl_ms: u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX),
+                });
             }
         }
         Ok(guard)
@@ -150,6 +172,77 @@ impl UserLocks {
     }
 }
 
+impl UserGuard {
+    /// Gives the Redis lock a new lifetime from now, just before the write, so that it
+    /// cannot expire while Cognito is called (the call is bounded by the same timeout).
+    ///
+    /// # Errors
+    /// The lock expired, or another request holds it now: nothing may be written.
+    /// Redis not answering is not an error: the local lock still holds the user.
+    pub(crate) async fn renew(&self) -> Result<(), Busy> {
+        let Some(hold) = &self.shared else {
+            return Ok(());
+        };
+        let Some(mut connection) = hold.budget.connection() else {
+            return Ok(());
+        };
+        let renew = redis::Script::new(RENEW);
+        let mut call = renew.key(&hold.key);
+        call.arg(&hold.token).arg(hold.ttl_ms);
+        let answer = tokio::time::timeout(
+            SharedBudget::TIMEOUT,
+            call.invoke_async::<i64>(&mut connection),
+        )
+        .await;
+        match answer {
+            Ok(Ok(1)) => Ok(()),
+            Ok(Ok(_)) => {
+                tracing::warn!("the Redis user lock expired before the write; refusing it");
+                Err(Busy {
+                    retry_after_secs: 1,
+                })
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "Redis refused to renew the user lock; using the local lock only");
+                hold.budget.report_unavailable();
+                Ok(())
+            }
+            Err(_) => {
+                hold.budget.report_unavailable();
+                Ok(())
+            }
+        }
+    }
+
+    /// Lets the user go: the Redis lock first (awaited, so that the next request in
+    /// any replica finds it free), then the local one.
+    pub(crate) async fn release(mut self) {
+        if let Some(hold) = self.shared.take() {
+            hold.release().await;
+        }
+    }
+}
+
+impl SharedHold {
+    async fn release(self) {
+        let Some(mut connection) = self.budget.connection() else {
+            return;
+        };
+        let release = redis::Script::new(RELEASE);
+        let mut call = release.key(&self.key);
+        call.arg(&self.token);
+        let answer = tokio::time::timeout(
+            SharedBudget::TIMEOUT,
+            call.invoke_async::<i64>(&mut connection),
+        )
+        .await;
+        if !matches!(answer, Ok(Ok(_))) {
+            // It expires by itself after its lifetime.
+            tracing::warn!("the Redis user lock was not released; it expires by itself");
+        }
+    }
+}
+
 impl Drop for UserGuard {
     fn drop(&mut self) {
         drop(self.held.take());
@@ -158,28 +251,19 @@ impl Drop for UserGuard {
                 .local
                 .lock()
                 .unwrap_or_else(|poison| poison.into_inner());
-            // The map's and this guard's: nobody else waits for this user.
-            if Arc::strong_count(&self.slot) == 2 {
-                local.remove(&self.key);
+            if let Some(slot) = self.slot.take() {
+                drop(slot);
+                // Only the map's: nobody holds or waits for this user.
+                if local
+                    .get(&self.key)
+                    .is_some_and(|slot| Arc::strong_count(slot) == 1)
+                {
+                    local.remove(&self.key);
+                }
             }
         }
-        if let Some((shared, key, token)) = self.shared.take()
-            && let Some(mut connection) = shared.connection()
-        {
-            tokio::spawn(async move {
-                let release = redis::Script::new(RELEASE);
-                let mut call = release.key(&key);
-                call.arg(&token);
-                let answer = tokio::time::timeout(
-                    SharedBudget::TIMEOUT,
-                    call.invoke_async::<i64>(&mut connection),
-                )
-                .await;
-                if !matches!(answer, Ok(Ok(_))) {
-                    // It expires by itself after the TTL.
-                    tracing::warn!("the Redis user lock was not released; it expires by itself");
-                }
-            });
+        if let Some(hold) = self.shared.take() {
+            tokio::spawn(hold.release());
         }
     }
 }

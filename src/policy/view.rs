@@ -81,15 +81,17 @@ impl ReadDecision<'_> {
         self.refusal.as_ref()
     }
 
-    /// Whether the caller may read `attribute`: not `hidden`, and some applicable role's
-    /// `view` globs match it (in either of its forms, `custom:x` / `dev:custom:x`).
+    /// Whether the caller may read `attribute`: no `hidden` glob matches it (in either
+    /// of its forms, `custom:x` / `dev:custom:x`, as `protected` does), and some
+    /// applicable role's `view` glob matches it exactly (as `update` grants do: a grant
+    /// of `custom:*` does not reach `dev:custom:*`).
     #[must_use]
     pub fn may_view(&self, attribute: &str) -> bool {
         first_match(&self.policy.hidden, attribute).is_none()
             && self
                 .applicable
                 .iter()
-                .any(|role| first_match(&role.view, attribute).is_some())
+                .any(|role| role.view.iter().any(|glob| glob.matches(attribute)))
     }
 
     /// The attributes the caller may read, and how many it may not. The only way to make
@@ -232,6 +234,20 @@ roles:
         assert!(!decision.may_view("dev:custom:ssn"));
         assert!(!decision.may_view("dev:anything"));
         assert!(decision.may_view("custom:plan"));
+    }
+
+    #[test]
+    fn a_view_grant_matches_exactly_and_never_reaches_the_developer_form() {
+        let policy = Policy::parse(
+            "version: 1\nroles:\n  r:\n    view: [\"custom:*\", \"dev:custom:open\"]\n",
+        )
+        .unwrap();
+        let roles = roles(&["r"]);
+        let decision = decide_view(&policy, &DecisionRequest::about(&roles, "us-east-1_abc"));
+
+        assert!(decision.may_view("custom:plan"));
+        assert!(!decision.may_view("dev:custom:plan"));
+        assert!(decision.may_view("dev:custom:open"));
     }
 
     #[test]

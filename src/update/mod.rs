@@ -199,19 +199,25 @@ impl UpdateService {
         };
         // The read of the user's facts (or of its ETag), the decision and the write
         // happen while this request holds the user: no other change made through
-        // attrgate falls between them.
-        let held = match self
-            .locks
-            .acquire(command.pool.as_str(), command.user.as_str())
-            .await
-        {
-            Ok(held) => held,
-            Err(Busy { retry_after_secs }) => {
-                let busy = Refused {
-                    refusal: Refusal::UserBusy { retry_after_secs },
-                    known: command.known(),
-                };
-                return Err(self.refuse(&facts, busy).await);
+        // attrgate falls between them. A caller with no role in the pool is denied
+        // without holding anyone (it reads and writes nothing).
+        let roles = &who.caller.roles;
+        let held = if !facts.policy.has_role_in(roles, command.pool.as_str()) {
+            None
+        } else {
+            match self
+                .locks
+                .acquire(command.pool.as_str(), command.user.as_str())
+                .await
+            {
+                Ok(held) => Some(held),
+                Err(Busy { retry_after_secs }) => {
+                    let busy = Refused {
+                        refusal: Refusal::UserBusy { retry_after_secs },
+                        known: command.known(),
+                    };
+                    return Err(self.refuse(&facts, busy).await);
+                }
             }
         };
         match self.authorize(&facts, &command).await {
@@ -423,7 +429,7 @@ impl UpdateService {
         &self,
         facts: &Facts<'_>,
         command: &UpdateCommand,
-        held: UserGuard,
+        held: Option<UserGuard>,
         authorized: Authorized,
     ) -> Result<Done, Refusal> {
         let known = Known {
@@ -451,13 +457,25 @@ impl UpdateService {
             .append_intent(intent, authorized.changes)
             .await
             .map_err(|error| self.audit_failed(&error))?;
+        // The Redis lock gets a full Cognito timeout from now; if it expired while this
+        // request read and decided, another replica may hold the user: write nothing.
+        if let Some(held) = &held
+            && let Err(Busy { retry_after_secs }) = held.renew().await
+        {
+            drop(permit);
+            let record = facts.record(Event::Outcome, Outcome::UserBusy, &known);
+            self.append(&record).await?;
+            return Err(Refusal::UserBusy { retry_after_secs });
+        }
         let result = self
             .writer
             .update_attributes(permit, &command.client_metadata)
             .await;
         // Cognito has answered: the user is free for the next change while the outcome
         // is recorded (it changes nothing in Cognito).
-        drop(held);
+        if let Some(held) = held {
+            held.release().await;
+        }
         let (outcome, cognito_request_id) = match &result {
             Ok(done) => (Outcome::Updated, done.request_id.clone()),
             Err(error) => (

@@ -143,6 +143,13 @@ async fn if_match_star_writes_and_a_weak_or_unknown_tag_never_matches() {
 /// AdminUpdateUserAttributes that changes `custom:tenant_id` (the mover's) by
 /// `MOVE_DELAY`, and notifying `arrived` when one comes in.
 fn delaying_proxy(arrived: Arc<Notify>) -> String {
+    delaying_proxy_for(arrived, |target, body| {
+        target.ends_with("AdminUpdateUserAttributes") && body.contains("custom:tenant_id")
+    })
+}
+
+/// The same stand-in, holding back the calls `held(target, body)` picks.
+fn delaying_proxy_for(arrived: Arc<Notify>, held: fn(&str, &str) -> bool) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let moto = moto_url();
@@ -159,9 +166,7 @@ fn delaying_proxy(arrived: Arc<Notify>) -> String {
                     .unwrap_or_default()
                     .to_owned();
                 let text = String::from_utf8_lossy(&body);
-                if target.ends_with("AdminUpdateUserAttributes")
-                    && text.contains("custom:tenant_id")
-                {
+                if held(&target, &text) {
                     arrived.notify_one();
                     tokio::time::sleep(MOVE_DELAY).await;
                 }
@@ -305,4 +310,66 @@ async fn a_user_held_longer_than_the_wait_is_429_user_busy_with_retry_after() {
     assert_eq!(admin.headers["retry-after"], "1");
     let user = user_attributes(&app.cognito, &app.pool_id, "ann-a").await;
     assert_eq!(user["given_name"], "Before");
+}
+
+#[tokio::test]
+async fn a_redis_lock_taken_over_while_a_replica_decided_stops_its_write() {
+    let redis = Redis::start();
+    let arrived = Arc::new(Notify::new());
+    let proxy = delaying_proxy_for(arrived.clone(), |target, _| {
+        target.ends_with("AdminGetUser")
+    });
+    let extra = format!(
+        "  user_lock_wait_ms: 5000\n  quota:\n    redis_url: \"{}\"\n",
+        redis.url()
+    );
+    let app = app_with(Some(proxy), extra).await;
+    let admin = tenant_admin(&app);
+
+    // The admin's update holds the user and reads its facts (held back by the stand-in);
+    // meanwhile its Redis lock is lost (as when it expires) and another holder takes it.
+    let updating = {
+        let (http, url) = (app.http.clone(), app.attributes_url(&app.pool_id, "ann-a"));
+        tokio::spawn(async move {
+            http.patch(url)
+                .bearer_auth(admin)
+                .json(&json!({"attributes": {"given_name": "Late"}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the admin's read reached the stand-in");
+    let key = format!("attrgate:user-lock:{}:ann-a", app.pool_id);
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("another-replica")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let status = updating.await.unwrap();
+
+    assert_eq!(
+        status, 429,
+        "a write without the user's lock must not happen"
+    );
+    assert_eq!(
+        user_attributes(&app.cognito, &app.pool_id, "ann-a").await["given_name"],
+        "Before"
+    );
+    let outcomes: Vec<String> = app
+        .audit_records()
+        .iter()
+        .map(|record| record["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(outcomes, ["pending", "user_busy"]);
 }
