@@ -84,9 +84,6 @@ impl UserLocks {
     /// `Busy` when another request held the user for the whole wait.
     pub(crate) async fn acquire(&self, pool: &str, username: &str) -> Result<UserGuard, Busy> {
         let deadline = Instant::now() + self.wait;
-        let busy = Busy {
-            retry_after_secs: self.wait.as_secs().max(1),
-        };
         let key = format!("{pool}\u{1f}{username}");
         let slot = {
             let mut local = self
@@ -105,7 +102,7 @@ impl UserLocks {
         guard.held = Some(
             tokio::time::timeout_at(deadline.into(), slot.lock_owned())
                 .await
-                .map_err(|_| busy)?,
+                .map_err(|_| self.busy())?,
         );
         if let Some(shared) = &self.shared {
             let redis_key = format!("attrgate:user-lock:{pool}:{username}");
@@ -123,6 +120,13 @@ impl UserLocks {
             }
         }
         Ok(guard)
+    }
+
+    /// Held for the whole wait: retry after about as long again.
+    fn busy(&self) -> Busy {
+        Busy {
+            retry_after_secs: self.wait.as_secs().max(1),
+        }
     }
 
     /// `SET key token NX PX ttl` until it is set or the deadline passes. `Ok(false)`:
@@ -163,9 +167,7 @@ impl UserLocks {
                 }
             }
             if Instant::now() + POLL >= deadline {
-                return Err(Busy {
-                    retry_after_secs: self.wait.as_secs().max(1),
-                });
+                return Err(self.busy());
             }
             tokio::time::sleep(POLL).await;
         }

@@ -97,8 +97,8 @@ def wait_port(port, timeout=10):
 
 
 def curl_args(url, token, script):
-    """The curl of what a wrk script sends."""
-    args = ["curl", "-s", "-H", f"Authorization: Bearer {token}", url]
+    """What curl must send to make the request a wrk script sends."""
+    args = ["-H", f"Authorization: Bearer {token}", url]
     if script == "get.lua":
         return args
     # patch-many.lua picks its user per request; the check sends one of them.
@@ -109,8 +109,8 @@ def curl_args(url, token, script):
 
 
 def status_of(url, token, script):
-    out = subprocess.run(curl_args(url, token, script)[:2] + ["-o", "/dev/null", "-w", "%{http_code}"]
-                         + curl_args(url, token, script)[2:], capture_output=True, text=True)
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *curl_args(url, token, script)],
+                         capture_output=True, text=True)
     return int(out.stdout or 0)
 
 

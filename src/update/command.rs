@@ -202,17 +202,25 @@ fn check_input(
     target: &Target<'_>,
     attributes: BTreeMap<String, String>,
 ) -> Result<(PoolId, Username, AttributeChanges), Vec<FieldError>> {
-    match (
-        target.regions.pool(target.pool_id),
-        Username::parse(target.username),
-        AttributeChanges::parse(attributes),
-    ) {
-        (Ok(pool), Ok(user), Ok(changes)) => Ok((pool, user, changes)),
-        (pool, user, changes) => {
-            let mut errors: Vec<FieldError> =
-                [pool.err(), user.err()].into_iter().flatten().collect();
+    match (target.parse(), AttributeChanges::parse(attributes)) {
+        (Ok((pool, user)), Ok(changes)) => Ok((pool, user, changes)),
+        (user, changes) => {
+            let mut errors = user.err().unwrap_or_default();
             errors.extend(changes.err().unwrap_or_default());
             Err(errors)
+        }
+    }
+}
+
+impl Target<'_> {
+    /// The pool and username by the input rules, or every rule they break.
+    pub(super) fn parse(&self) -> Result<(PoolId, Username), Vec<FieldError>> {
+        match (
+            self.regions.pool(self.pool_id),
+            Username::parse(self.username),
+        ) {
+            (Ok(pool), Ok(user)) => Ok((pool, user)),
+            (pool, user) => Err([pool.err(), user.err()].into_iter().flatten().collect()),
         }
     }
 }

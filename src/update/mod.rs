@@ -355,13 +355,25 @@ impl UpdateService {
         if needs.is_none() && !tagged {
             return Ok(None);
         }
+        let groups = needs.is_some_and(|needs| needs.groups);
+        self.read_facts(pool, user, groups).await.map(Some)
+    }
+
+    /// The user's attributes (AdminGetUser) and, when `groups`, its groups
+    /// (AdminListGroupsForUser).
+    async fn read_facts(
+        &self,
+        pool: &PoolId,
+        user: &Username,
+        groups: bool,
+    ) -> Result<TargetFacts, DirectoryError> {
         let attributes = self.reader.user_attributes(pool, user).await?;
-        let groups = if needs.is_some_and(|needs| needs.groups) {
+        let groups = if groups {
             Some(self.reader.user_groups(pool, user).await?)
         } else {
             None
         };
-        Ok(Some(TargetFacts { attributes, groups }))
+        Ok(TargetFacts { attributes, groups })
     }
 
     /// `If-Match` against the user as read now, under the lock: the tag of what the
@@ -563,15 +575,19 @@ fn decision_record(
             .iter()
             .map(DeniedAttribute::from)
             .collect(),
-        conditions: decision
-            .conditions()
-            .iter()
-            .map(|condition| ConditionRecord {
-                role: condition.role.clone(),
-                condition: condition.condition.clone(),
-                held: condition.held,
-            })
-            .collect(),
+        conditions: condition_records(decision.conditions()),
         target_values,
     }
+}
+
+/// Each evaluated `target` condition as an audit record names it.
+fn condition_records(conditions: &[crate::policy::ConditionResult]) -> Vec<ConditionRecord> {
+    conditions
+        .iter()
+        .map(|condition| ConditionRecord {
+            role: condition.role.clone(),
+            condition: condition.condition.clone(),
+            held: condition.held,
+        })
+        .collect()
 }

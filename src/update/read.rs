@@ -6,13 +6,12 @@
 use std::collections::BTreeMap;
 
 use crate::audit::{DecisionRecord, Event, Outcome};
-use crate::cognito::DirectoryError;
-use crate::input::{PoolId, Username};
-use crate::policy::{self, DecisionRequest, ReadDecision, TargetFacts, Visible};
-use crate::report::{DeniedAttribute, FieldError};
+use crate::policy::{self, DecisionRequest, Visible};
+use crate::report::DeniedAttribute;
 
+use super::command::Target;
 use super::refusal::{Invalid, Known};
-use super::{Facts, Refusal, UpdateFor, UpdateService};
+use super::{Facts, Refusal, UpdateFor, UpdateService, condition_records};
 
 /// A done read: what the caller may see of the user, and its entity tag.
 #[derive(Debug)]
@@ -66,7 +65,12 @@ impl UpdateService {
             .check(&who.caller.iss, &who.caller.sub)
             .await
             .map_err(|retry_after_secs| bare(Refusal::Throttled { retry_after_secs }))?;
-        let (pool, user) = self.read_target(who).map_err(|errors| {
+        let target = Target {
+            pool_id: who.pool_id,
+            username: who.username,
+            regions: &self.regions,
+        };
+        let (pool, user) = target.parse().map_err(|errors| {
             (
                 Refusal::Invalid(Invalid::Input(errors.clone())),
                 Known {
@@ -77,35 +81,31 @@ impl UpdateService {
         })?;
         let roles = &who.caller.roles;
         let claims = &who.caller.claims;
-        // A caller with no role in the pool causes no read of the user.
-        let unread = DecisionRequest::about(roles, pool.as_str()).with_facts(claims, None);
-        if let Some(denial) = policy::decide_view(&facts.policy, &unread).refusal()
-            && denial.code == policy::DenialCode::NoApplicableRole
-        {
-            let denied = vec![DeniedAttribute::from(denial)];
-            return Err((
-                Refusal::ReadDenied {
-                    denied: denied.clone(),
-                },
-                Known {
-                    decision: Some(read_record(&denied, &[], Vec::new())),
-                    ..Known::default()
-                },
-            ));
-        }
-        let target = self
-            .read_user(&facts.policy, who, &pool, &user)
-            .await
-            .map_err(|error| bare(Refusal::Upstream(error)))?;
+        // A caller with no role in the pool causes no read of the user: it is refused
+        // by the decision below, made without facts.
+        let target = if facts.policy.has_role_in(roles, pool.as_str()) {
+            let groups = facts
+                .policy
+                .target_needs(roles, pool.as_str())
+                .is_some_and(|needs| needs.groups);
+            let read = self.read_facts(&pool, &user, groups).await;
+            Some(read.map_err(|error| bare(Refusal::Upstream(error)))?)
+        } else {
+            None
+        };
         let request =
-            DecisionRequest::about(roles, pool.as_str()).with_facts(claims, Some(&target));
+            DecisionRequest::about(roles, pool.as_str()).with_facts(claims, target.as_ref());
         let decision = policy::decide_view(&facts.policy, &request);
         let denied: Vec<DeniedAttribute> = decision
             .refusal()
             .map(DeniedAttribute::from)
             .into_iter()
             .collect();
-        let record = read_record(&denied, &decision.applicable_roles(), conditions(&decision));
+        let record = read_record(
+            &denied,
+            &decision.applicable_roles(),
+            condition_records(decision.conditions()),
+        );
         if !denied.is_empty() {
             return Err((
                 Refusal::ReadDenied { denied },
@@ -115,47 +115,12 @@ impl UpdateService {
                 },
             ));
         }
-        Ok((decision.filter(&target.attributes), record))
-    }
-
-    /// The pool and username of a read, by the input rules; every broken rule.
-    fn read_target(&self, who: &UpdateFor<'_>) -> Result<(PoolId, Username), Vec<FieldError>> {
-        let pool = self.pool_id(who.pool_id);
-        let user = Username::parse(who.username);
-        match (pool, user) {
-            (Ok(pool), Ok(user)) => Ok((pool, user)),
-            (pool, user) => Err(pool.err().into_iter().chain(user.err()).collect()),
-        }
-    }
-
-    /// The user's attributes, and its groups when a condition of the caller's roles
-    /// names groups.
-    async fn read_user(
-        &self,
-        policy: &policy::Policy,
-        who: &UpdateFor<'_>,
-        pool: &PoolId,
-        user: &Username,
-    ) -> Result<TargetFacts, DirectoryError> {
-        let attributes: BTreeMap<String, String> = self.reader.user_attributes(pool, user).await?;
-        let groups = match policy.target_needs(&who.caller.roles, pool.as_str()) {
-            Some(needs) if needs.groups => Some(self.reader.user_groups(pool, user).await?),
-            _ => None,
+        let visible = match &target {
+            Some(target) => decision.filter(&target.attributes),
+            None => decision.filter(&BTreeMap::new()),
         };
-        Ok(TargetFacts { attributes, groups })
+        Ok((visible, record))
     }
-}
-
-fn conditions(decision: &ReadDecision<'_>) -> Vec<crate::audit::ConditionRecord> {
-    decision
-        .conditions()
-        .iter()
-        .map(|condition| crate::audit::ConditionRecord {
-            role: condition.role.clone(),
-            condition: condition.condition.clone(),
-            held: condition.held,
-        })
-        .collect()
 }
 
 /// A read's decision as its record names it: no target value is recorded (the record
