@@ -45,8 +45,30 @@ pub enum Command {
     /// Verify and search the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Change events: resend them from the audit log.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Resend the change events of the audit log from `--from` to its end, to one sink.
+    /// The sink's cursor is not moved; consumers deduplicate by event id.
+    Replay {
+        #[arg(long)]
+        config: PathBuf,
+        /// The sink's name in `events.sinks`.
+        #[arg(long)]
+        sink: String,
+        /// Where to start: `<replica>:<seq>`, as in an event's id.
+        #[arg(long)]
+        from: String,
+        /// Print the events (one JSON line each) instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +222,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             config,
             key_env,
         }) => audit_hash(&value, config, key_env),
+        Command::Events(EventsCommand::Replay {
+            config,
+            sink,
+            from,
+            dry_run,
+        }) => events_replay(&config, &sink, &from, dry_run).await,
         Command::Openapi => {
             print!("{}", crate::http::openapi::document_json());
             ExitCode::SUCCESS
@@ -231,6 +259,43 @@ async fn serve(config: PathBuf) -> ExitCode {
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(&report::chain(&error)),
+    }
+}
+
+async fn events_replay(
+    config: &std::path::Path,
+    sink: &str,
+    from: &str,
+    dry_run: bool,
+) -> ExitCode {
+    let settings = match Settings::load(config) {
+        Ok(settings) => settings,
+        Err(error) => return fail(&report::chain(&error)),
+    };
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let mut stdout = std::io::stdout().lock();
+    match crate::events::replay(
+        &settings,
+        &aws,
+        &|name| std::env::var(name).ok(),
+        sink,
+        from,
+        dry_run,
+        &mut stdout,
+    )
+    .await
+    {
+        Ok(done) => {
+            let verb = if dry_run { "would resend" } else { "resent" };
+            eprintln!(
+                "{verb} {} events ({} records read from {from}) to sink {sink}",
+                done.events, done.records
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Settings {
     pub audit: AuditSettings,
     #[serde(default)]
     pub rate_limit: RateLimitSettings,
+    /// Change events: audit records delivered to sinks (docs/events.md).
+    #[serde(default)]
+    pub events: EventsSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,6 +236,171 @@ impl AuditSettings {
                 .filter(|name| !name.is_empty())
                 .unwrap_or_else(|| "attrgate".to_owned())
         })
+    }
+}
+
+/// The event types a sink may be sent.
+pub const EVENT_TYPES: &[&str] = &["attrgate.attributes.updated", "attrgate.attributes.denied"];
+
+/// Change events: every `updated` record (and `denied`, when listed in `types`) of the
+/// audit log, delivered to each sink at least once, in `seq` order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSettings {
+    /// The event types delivered, from [`EVENT_TYPES`].
+    #[serde(default = "default_event_types")]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub sinks: Vec<SinkSettings>,
+    /// The longest wait between two tries of a failed delivery (backoff doubles from
+    /// 0.2 s up to this, with jitter).
+    #[serde(default = "default_max_backoff_seconds")]
+    pub max_backoff_seconds: u64,
+    /// At most this many records are read, delivered and acknowledged (cursor fsync'ed)
+    /// as one batch.
+    #[serde(default = "default_batch_records")]
+    pub batch_records: usize,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self {
+            types: default_event_types(),
+            sinks: Vec::new(),
+            max_backoff_seconds: default_max_backoff_seconds(),
+            batch_records: default_batch_records(),
+        }
+    }
+}
+
+fn default_event_types() -> Vec<String> {
+    vec![EVENT_TYPES[0].to_owned()]
+}
+fn default_max_backoff_seconds() -> u64 {
+    30
+}
+fn default_batch_records() -> usize {
+    100
+}
+
+/// One sink: a name (for its cursor file, metrics and `events replay --sink`) and
+/// exactly one kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSettings {
+    pub name: String,
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
+    #[serde(default)]
+    pub eventbridge: Option<EventBridgeSettings>,
+    /// How long one delivery may take before it counts as failed (a hung sink).
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+/// POST each event, signed per the Standard Webhooks convention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// The environment variable holding the signing secret, `whsec_<base64>`.
+    pub secret_env: String,
+}
+
+/// `PutEvents` to an EventBridge bus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBridgeSettings {
+    pub bus_name: String,
+    /// Otherwise the region of the AWS chain.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An emulator, e.g. `http://127.0.0.1:5000`.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+}
+
+/// What kind of sink, as metrics and `/readyz` name it.
+impl SinkSettings {
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        if self.webhook.is_some() {
+            "webhook"
+        } else {
+            "eventbridge"
+        }
+    }
+}
+
+impl EventsSettings {
+    fn validate(&self) -> Result<(), String> {
+        if self.types.is_empty() {
+            return Err("events.types must list at least one type".into());
+        }
+        for kind in &self.types {
+            if !EVENT_TYPES.contains(&kind.as_str()) {
+                return Err(format!(
+                    "events.types: unknown type {kind:?}; known: {}",
+                    EVENT_TYPES.join(", ")
+                ));
+            }
+        }
+        if self.max_backoff_seconds == 0 || self.max_backoff_seconds > 3600 {
+            return Err("events.max_backoff_seconds must be 1 to 3600".into());
+        }
+        if self.batch_records == 0 || self.batch_records > 10_000 {
+            return Err("events.batch_records must be 1 to 10000".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let at = format!("events.sinks[{i}]");
+            let valid_name = !sink.name.is_empty()
+                && sink.name.len() <= 64
+                && sink.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !valid_name {
+                return Err(format!(
+                    "{at}: name {:?} must be 1 to 64 of a-z, 0-9, - and _",
+                    sink.name
+                ));
+            }
+            if !names.insert(sink.name.as_str()) {
+                return Err(format!("{at}: the sink name {:?} is used twice", sink.name));
+            }
+            let at = format!("events.sinks[{i}] ({})", sink.name);
+            match (&sink.webhook, &sink.eventbridge) {
+                (Some(webhook), None) => {
+                    let scheme_ok =
+                        webhook.url.starts_with("https://") || webhook.url.starts_with("http://");
+                    if !scheme_ok || reqwest::Url::parse(&webhook.url).is_err() {
+                        return Err(format!(
+                            "{at}: webhook.url {:?} must be an http:// or https:// URL",
+                            webhook.url
+                        ));
+                    }
+                    if webhook.secret_env.trim().is_empty() {
+                        return Err(format!(
+                            "{at}: webhook.secret_env must name an environment variable"
+                        ));
+                    }
+                }
+                (None, Some(bus)) => {
+                    if bus.bus_name.trim().is_empty() {
+                        return Err(format!("{at}: eventbridge.bus_name must not be empty"));
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "{at}: a sink has exactly one kind: webhook or eventbridge"
+                    ));
+                }
+            }
+            if sink.timeout_seconds == 0 || sink.timeout_seconds > 300 {
+                return Err(format!("{at}: timeout_seconds must be 1 to 300"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -455,6 +623,7 @@ impl Settings {
             return invalid(message);
         }
         self.audit.validate().map_err(ConfigError::Invalid)?;
+        self.events.validate().map_err(ConfigError::Invalid)?;
         if self.audit.hmac_key_env.trim().is_empty() {
             return invalid("audit.hmac_key_env must name an environment variable".into());
         }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod cognito;
 pub mod config;
+pub mod events;
 pub mod identity;
 pub mod policy;
 pub mod startup;

@@ -21,6 +21,9 @@ pub(crate) struct Metrics {
     pub(crate) quota_tokens: IntGaugeVec,
     pub(crate) quota_refusals: IntCounterVec,
     pub(crate) quota_backend: IntGaugeVec,
+    pub(crate) events_delivered: IntCounterVec,
+    pub(crate) events_failures: IntCounterVec,
+    pub(crate) events_lag: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -122,6 +125,21 @@ impl Metrics {
                 "attrgate_quota_backend",
                 "Which Cognito budget this gateway draws from (value 1): local, shared (Redis) or local-fallback (Redis does not answer)",
                 &["mode"],
+            ),
+            events_delivered: r.counters(
+                "attrgate_events_delivered_total",
+                "Change events acknowledged by a sink, by sink",
+                &["sink"],
+            ),
+            events_failures: r.counters(
+                "attrgate_events_delivery_failures_total",
+                "Failed tries to deliver change events (each is tried again after a backoff), by sink",
+                &["sink"],
+            ),
+            events_lag: r.gauges(
+                "attrgate_events_lag_records",
+                "Audit records a sink has not gone past yet, by sink",
+                &["sink"],
             ),
             registry: r.0,
         }

@@ -21,6 +21,7 @@ use crate::audit::{
 use crate::auth::{REFETCH_INTERVAL, Verifier};
 use crate::cognito::CognitoDirectory;
 use crate::config::{ConfigError, Settings};
+use crate::events::EventsStatus;
 use crate::http::error::ApiError;
 use crate::http::middleware;
 use crate::http::routes;
@@ -54,6 +55,8 @@ pub enum StartupError {
     Redis(#[source] redis::RedisError),
     #[error("failed to build the HTTP client for JWKS")]
     Http(#[source] reqwest::Error),
+    #[error("change events: {0}")]
+    Events(String),
     #[error("failed to listen on {address}")]
     Bind {
         address: String,
@@ -100,6 +103,8 @@ impl Dependencies {
             },
             writer_options(settings, secrets)?,
         )?;
+        let events = crate::events::start(settings, audit.durable(), &metrics, &aws, secrets)
+            .map_err(StartupError::Events)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
@@ -151,6 +156,7 @@ impl Dependencies {
             metrics: web::Data::from(metrics),
             updates,
             quota: web::Data::new(status),
+            events: web::Data::new(events),
         };
         Ok(Self { routes, reloader })
     }
@@ -322,6 +328,7 @@ struct Routes {
     metrics: web::Data<Metrics>,
     updates: web::Data<UpdateService>,
     quota: web::Data<QuotaStatus>,
+    events: web::Data<EventsStatus>,
 }
 
 /// Starts the HTTP server on `listener` with every route and the middleware.
@@ -338,6 +345,7 @@ fn serve(listener: TcpListener, routes: Routes) -> std::io::Result<Server> {
             .app_data(routes.metrics)
             .app_data(routes.updates)
             .app_data(routes.quota)
+            .app_data(routes.events)
             .configure(routes::configure)
             .service(
                 SwaggerUi::new("/docs/{_:.*}")

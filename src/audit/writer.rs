@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::chain::{GENESIS_HASH, Prepared, seal_prepared};
 use super::checkpoint::{self, CheckpointConfig, Head, Note};
@@ -98,6 +98,16 @@ pub(super) fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>>
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Every file of the log at `path`, oldest first: its rotated files, then `path` itself.
+///
+/// # Errors
+/// The directory cannot be read.
+pub fn log_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = rotated_files(path)?.into_iter().map(|(_, p)| p).collect();
+    files.push(path.to_owned());
     Ok(files)
 }
 
@@ -300,6 +310,8 @@ pub struct AuditLog {
     last_probe: Arc<Mutex<Option<Instant>>>,
     /// Written into every record, when set.
     replica: Option<Arc<str>>,
+    /// The `seq` the next record will get: every record below it is on disk.
+    durable: watch::Receiver<u64>,
 }
 
 impl AuditLog {
@@ -336,10 +348,12 @@ impl AuditLog {
         let checkpoints = options.checkpoints.map(checkpoint::spawn).transpose()?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let healthy = Arc::new(AtomicBool::new(true));
+        let (durable_sender, durable) = watch::channel(head.next_seq);
         let writer = Writer {
             healthy: healthy.clone(),
             counters,
             checkpoints,
+            durable: durable_sender,
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -350,7 +364,15 @@ impl AuditLog {
             healthy,
             last_probe: Arc::new(Mutex::new(None)),
             replica: options.replica.map(Arc::from),
+            durable,
         })
+    }
+
+    /// Watches the `seq` the next record will get: every record below it is on disk,
+    /// so a reader of the files may take it (change events tail the log by it).
+    #[must_use]
+    pub fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
     }
 
     /// Writes the record and returns once it is on disk.
@@ -464,6 +486,7 @@ struct Writer {
     healthy: Arc<AtomicBool>,
     counters: AuditCounters,
     checkpoints: Option<std::sync::mpsc::Sender<Note>>,
+    durable: watch::Sender<u64>,
 }
 
 impl Writer {
@@ -539,6 +562,7 @@ impl Writer {
                         file: store.location(),
                     }));
                 }
+                self.durable.send_replace(next.next_seq);
                 (Ok(first_seq), next)
             }
             Err(error) => {

@@ -6,13 +6,17 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::audit::AuditLog;
 use crate::auth::Verifier;
+use crate::events::{EventsStatus, SinkReport};
 use crate::metrics::Metrics;
 use crate::policy_source::PolicySource;
 use crate::shared_budget::QuotaStatus;
 
 /// This module's part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(healthz, readyz, metrics), components(schemas(Readiness)))]
+#[openapi(
+    paths(healthz, readyz, metrics),
+    components(schemas(Readiness, SinkReadiness))
+)]
 pub(crate) struct Doc;
 
 /// Whether this instance can take requests, and why not.
@@ -38,6 +42,44 @@ pub(crate) struct Readiness {
     /// to one user with each other). A fallback does not make the replica unready.
     #[schema(example = "shared")]
     pub(crate) user_lock: String,
+    /// Each change-event sink's progress (`events.sinks`). A sink that lags or fails
+    /// does not make the replica unready: its events wait in the audit log.
+    pub(crate) events: Vec<SinkReadiness>,
+}
+
+/// One change-event sink's progress.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SinkReadiness {
+    #[schema(example = "crm")]
+    pub(crate) name: String,
+    /// `webhook` or `eventbridge`.
+    #[schema(example = "webhook")]
+    pub(crate) kind: String,
+    /// Audit records this sink has not gone past yet (0: caught up).
+    pub(crate) lag_records: u64,
+    /// The `seq` of the next audit record it will consider (its cursor).
+    pub(crate) next_seq: u64,
+    /// Events the sink acknowledged since start-up.
+    pub(crate) delivered: u64,
+    /// Records that were due but had been deleted from the log before delivery.
+    pub(crate) missing_records: u64,
+    /// The last failure (the sink's HTTP status or the transport error), until a
+    /// delivery succeeds.
+    pub(crate) last_error: Option<String>,
+}
+
+impl From<SinkReport> for SinkReadiness {
+    fn from(report: SinkReport) -> Self {
+        Self {
+            name: report.name,
+            kind: report.kind.to_owned(),
+            lag_records: report.lag_records,
+            next_seq: report.next_seq,
+            delivered: report.delivered,
+            missing_records: report.missing,
+            last_error: report.last_error,
+        }
+    }
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -78,6 +120,7 @@ pub(crate) async fn readyz(
     audit: web::Data<AuditLog>,
     verifier: web::Data<Verifier>,
     quota: web::Data<QuotaStatus>,
+    events: web::Data<EventsStatus>,
 ) -> HttpResponse {
     let readiness = Readiness {
         status: String::new(),
@@ -86,6 +129,11 @@ pub(crate) async fn readyz(
         issuer_keys_fetched: verifier.keys_ready(),
         quota: quota.mode().label().to_owned(),
         user_lock: quota.mode().label().to_owned(),
+        events: events
+            .report()
+            .into_iter()
+            .map(SinkReadiness::from)
+            .collect(),
     };
     // The policy is always loaded: start-up fails without one, and a reload that fails
     // keeps the previous one.
