@@ -76,6 +76,7 @@ pub(crate) async fn signed_gateway(
             checkpoints.display()
         ),
         env: vec![("TEST_SIGNING_KEY".into(), private)],
+        ..GatewayOptions::default()
     })
     .await;
     Signed {

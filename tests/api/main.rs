@@ -9,6 +9,7 @@ mod checkpoints;
 mod cognito_local;
 mod conditional;
 mod crash;
+mod events;
 mod faults;
 mod fleet;
 mod hardening;

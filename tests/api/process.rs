@@ -30,6 +30,8 @@ pub(crate) struct GatewayOptions {
     pub audit_extra: String,
     /// More environment variables for the process.
     pub env: Vec<(String, String)>,
+    /// Top-level YAML sections added at the end of the config.
+    pub extra: String,
 }
 
 impl Gateway {
@@ -51,8 +53,9 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{port}\npolicy_file: \"{policy}\"\ncognito:\n  endpoint_url: \"{moto}\"\nauth:\n  issuers:\n    - issuer: \"{iss}\"\n      jwks_url: \"{jwks}\"\n      audiences: [attrgate]\naudit:\n  path: \"{audit}\"\n  hmac_key_env: TEST_AUDIT_KEY\n{audit_extra}rate_limit:\n  per_caller_per_second: 0\n",
+                "listen: 127.0.0.1:{port}\npolicy_file: \"{policy}\"\ncognito:\n  endpoint_url: \"{moto}\"\nauth:\n  issuers:\n    - issuer: \"{iss}\"\n      jwks_url: \"{jwks}\"\n      audiences: [attrgate]\naudit:\n  path: \"{audit}\"\n  hmac_key_env: TEST_AUDIT_KEY\n{audit_extra}rate_limit:\n  per_caller_per_second: 0\n{extra}",
                 audit_extra = options.audit_extra,
+                extra = options.extra,
                 policy = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/policy.yaml"),
                 moto = moto_url(),
                 iss = jwks.issuer,
@@ -121,6 +124,15 @@ impl Gateway {
 
     pub(crate) fn audit_path(&self) -> &Path {
         &self.audit
+    }
+
+    pub(crate) fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The environment the process gets besides the test defaults.
+    pub(crate) fn extra_env(&self) -> &[(String, String)] {
+        &self.env
     }
 }
 
