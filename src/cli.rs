@@ -499,6 +499,16 @@ fn policy_iam(config: &std::path::Path, account_id: &str, partition: &str) -> Ex
         region: settings.cognito.region,
         allowed_regions: settings.cognito.allowed_regions,
         validate_schema: settings.cognito.validate_schema,
+        event_buses: settings
+            .events
+            .sinks
+            .iter()
+            .filter_map(|sink| sink.eventbridge.as_ref())
+            .map(|bus| policy::EventBus {
+                name: bus.bus_name.clone(),
+                region: bus.region.clone(),
+            })
+            .collect(),
     };
     let document = policy::iam_policy(&policy, &options);
     println!(

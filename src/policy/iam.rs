@@ -70,7 +70,19 @@ pub struct IamOptions {
     pub allowed_regions: Option<Vec<String>>,
     /// `cognito.validate_schema`: DescribeUserPool for every pool a role applies to.
     pub validate_schema: bool,
+    /// The EventBridge buses of `events.sinks`: PutEvents on each.
+    pub event_buses: Vec<EventBus>,
 }
+
+/// An EventBridge sink's bus: its name and region (`None`: the region of the AWS chain,
+/// unknown here, so any region).
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    pub name: String,
+    pub region: Option<String>,
+}
+
+const PUT_EVENTS: &str = "events:PutEvents";
 
 const UPDATE: &str = "cognito-idp:AdminUpdateUserAttributes";
 const DESCRIBE: &str = "cognito-idp:DescribeUserPool";
@@ -111,6 +123,28 @@ pub fn iam_policy(policy: &Policy, options: &IamOptions) -> Value {
             })
         })
         .collect();
+    let mut statements = statements;
+    if !options.event_buses.is_empty() {
+        let buses: BTreeSet<String> = options
+            .event_buses
+            .iter()
+            .map(|bus| {
+                format!(
+                    "arn:{}:events:{}:{}:event-bus/{}",
+                    options.partition.as_str(),
+                    bus.region.as_deref().unwrap_or("*"),
+                    options.account.0,
+                    bus.name
+                )
+            })
+            .collect();
+        statements.push(json!({
+            "Sid": "AttrgatePutEvents",
+            "Effect": "Allow",
+            "Action": [PUT_EVENTS],
+            "Resource": buses,
+        }));
+    }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
@@ -223,7 +257,45 @@ mod tests {
             region: None,
             allowed_regions: None,
             validate_schema: true,
+            event_buses: Vec::new(),
         }
+    }
+
+    #[test]
+    fn each_eventbridge_sink_adds_put_events_on_its_bus_and_no_sink_adds_nothing() {
+        let policy = policy("version: 1\nroles:\n  crm:\n    update: [given_name]\n");
+        let options = IamOptions {
+            event_buses: vec![
+                EventBus {
+                    name: "users".into(),
+                    region: Some("eu-west-1".into()),
+                },
+                EventBus {
+                    name: "audit".into(),
+                    region: None,
+                },
+            ],
+            ..options()
+        };
+
+        let with = iam_policy(&policy, &options);
+        let without = iam_policy(&policy, &super::tests::options());
+
+        let last = with["Statement"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["Action"], json!(["events:PutEvents"]));
+        assert_eq!(
+            last["Resource"],
+            json!([
+                "arn:aws:events:*:123456789012:event-bus/audit",
+                "arn:aws:events:eu-west-1:123456789012:event-bus/users"
+            ])
+        );
+        assert!(!without.to_string().contains("events:"));
     }
 
     fn policy(yaml: &str) -> Policy {

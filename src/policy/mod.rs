@@ -30,7 +30,7 @@ pub(crate) use constraint::ConstraintView;
 pub use decide::{AllowedChanges, ConditionResult, Decision, Denial, DenialCode, decide};
 pub use diagnostic::{PolicyDiagnostic, PolicyError};
 pub use facts::{Claims, DecisionRequest, TargetFacts};
-pub use iam::{AccountId, IamOptions, Partition, iam_policy};
+pub use iam::{AccountId, EventBus, IamOptions, Partition, iam_policy};
 pub(crate) use lint::lint;
 pub(crate) use permissions::{Permissions, RolePermissions, permissions};
 pub use view::{ReadDecision, Visible, WHOLE_USER, decide_view};

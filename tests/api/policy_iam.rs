@@ -209,3 +209,29 @@ fn a_bad_account_id_or_partition_exits_1_naming_it() {
     assert!(text(&iso).contains("partition \"aws-iso\" is not one of aws, aws-cn, aws-us-gov"));
     assert!(short.stdout.is_empty() && iso.stdout.is_empty());
 }
+
+#[test]
+fn an_eventbridge_sink_adds_put_events_on_its_bus_that_parliament_accepts() {
+    // Arrange
+    let config = config_for(&Path::new(ROOT).join("policies/default.yaml"), "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "events:\n  sinks:\n    - name: bus\n      eventbridge: {bus_name: users, region: eu-west-1}\n    - name: crm\n      webhook: {url: \"https://crm.internal/hook\", secret_env: CRM_SECRET}\n",
+    );
+    std::fs::write(&config, text).unwrap();
+
+    // Act
+    let output = policy_iam(&config, &[]);
+
+    // Assert
+    let document = document(&output);
+    assert_eq!(
+        actions_on(
+            &document,
+            &format!("arn:aws:events:eu-west-1:{ACCOUNT}:event-bus/users")
+        ),
+        ["events:PutEvents"]
+    );
+    let (clean, findings) = parliament_findings(&output.stdout);
+    assert!(clean && findings.trim().is_empty(), "{findings}");
+}
