@@ -15,7 +15,8 @@ use tokio::sync::watch;
 
 use super::cloud::{Types, event_of};
 use super::cursor::{self, Cursor};
-use super::sink::{Outgoing, Sink};
+use super::outgoing::Outgoing;
+use super::sink::Sink;
 use super::tail::LogReader;
 
 /// The first wait after a failure; it doubles up to `events.max_backoff_seconds`.

@@ -10,7 +10,7 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::config::Region;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use super::sink::Outgoing;
+use super::outgoing::Outgoing;
 use crate::config::EventBridgeSettings;
 
 /// PutEvents takes at most this many entries.

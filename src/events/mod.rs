@@ -10,6 +10,7 @@ mod cloud;
 mod cursor;
 mod delivery;
 mod eventbridge;
+mod outgoing;
 mod sink;
 mod tail;
 mod webhook;

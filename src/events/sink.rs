@@ -1,35 +1,14 @@
-//! A configured sink, and an event ready for it (serialised once).
+//! A configured sink: a webhook or an EventBridge bus.
 
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use secrecy::SecretSlice;
 
-use super::cloud::CloudEvent;
 use super::eventbridge::EventBridge;
+use super::outgoing::Outgoing;
 use super::webhook::{Webhook, decode_secret};
 use crate::config::SinkSettings;
-
-/// An event as sinks send it.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    pub id: String,
-    pub source: String,
-    pub kind: String,
-    /// The CloudEvents structured JSON.
-    pub body: String,
-}
-
-impl Outgoing {
-    pub(crate) fn new(event: &CloudEvent) -> Self {
-        Self {
-            id: event.id.clone(),
-            source: event.source.clone(),
-            kind: event.kind.to_owned(),
-            body: serde_json::to_string(event).expect("an event serialises"),
-        }
-    }
-}
 
 pub(crate) enum Sink {
     Webhook(Webhook),

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 
-use super::sink::Outgoing;
+use super::outgoing::Outgoing;
 
 /// The shortest and longest accepted secret, in bytes once decoded.
 const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;

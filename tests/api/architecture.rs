@@ -23,6 +23,7 @@ const DOMAIN: &[&str] = &[
     "update/",
     "policy/",
     "audit/",
+    "events/",
     "cognito.rs",
     "identity.rs",
     "report.rs",
