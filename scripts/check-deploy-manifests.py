@@ -218,6 +218,26 @@ def check_gateway(c, objects, secrets, out):
     (out / "secret-placeholder").write_text(placeholder, encoding="utf-8")
     (out / "hmac-key-env").write_text(key_env, encoding="utf-8")
 
+    # Each webhook sink's signing secret comes from the Secret as well.
+    hooks = [
+        (sink.get("name"), sink["webhook"].get("secret_env", ""))
+        for sink in (config.get("events") or {}).get("sinks", [])
+        if sink.get("webhook")
+    ]
+    for name, env in hooks:
+        c.check(
+            secret["metadata"]["name"] in from_secret
+            and env in secret.get("stringData", {}) | secret.get("data", {}),
+            f"events sink {name}: webhook.secret_env {env} comes from Secret {secret['metadata']['name']} (envFrom)",
+        )
+    if hooks:
+        name, env = hooks[0]
+        (out / "webhook-sink").write_text(name, encoding="utf-8")
+        (out / "webhook-secret-env").write_text(env, encoding="utf-8")
+        (out / "webhook-secret-placeholder").write_text(
+            (secret.get("stringData") or {}).get(env, ""), encoding="utf-8"
+        )
+
     # Ports and probes.
     ports = {p["name"]: p["containerPort"] for p in gateway.get("ports", [])}
     listen_port = int(str(config.get("listen", "")).rsplit(":", 1)[-1] or 0)
