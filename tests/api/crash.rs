@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::Gateway;
+use crate::process::{Gateway, spawn_update_load};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_minus_9_under_load_loses_no_acknowledged_update_and_the_chain_still_verifies() {
@@ -17,39 +17,7 @@ async fn kill_minus_9_under_load_loses_no_acknowledged_update_and_the_chain_stil
         .build()
         .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..8)
-        .map(|w| {
-            let (http, url, token, stop) = (
-                http.clone(),
-                gateway.attributes_url(),
-                gateway.token.clone(),
-                stop.clone(),
-            );
-            tokio::spawn(async move {
-                let mut acknowledged = Vec::new();
-                let mut i = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    i += 1;
-                    let body = json!({"attributes": {"given_name": format!("w{w}-{i}")}});
-                    let Ok(response) = http
-                        .patch(&url)
-                        .bearer_auth(&token)
-                        .json(&body)
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    if response.status() == 200 {
-                        let answer: Value = response.json().await.unwrap_or_default();
-                        acknowledged
-                            .push(answer["request_id"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
-                acknowledged
-            })
-        })
-        .collect();
+    let workers = spawn_update_load(&gateway, 8, &stop);
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     gateway.kill_9();

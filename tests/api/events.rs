@@ -15,7 +15,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::helpers::moto_url;
-use crate::process::{Gateway, GatewayOptions};
+use crate::process::{Gateway, GatewayOptions, spawn_update_load};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8G";
 const REPLICA: &str = "gw-events";
@@ -231,6 +231,15 @@ async fn update_names(gateway: &Gateway, prefix: &str, count: usize) -> Vec<Stri
     values
 }
 
+async fn metrics_text(gateway: &Gateway) -> String {
+    reqwest::get(format!("{}/metrics", gateway.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn readiness(gateway: &Gateway) -> Value {
     reqwest::get(format!("{}/readyz", gateway.base))
         .await
@@ -428,12 +437,7 @@ async fn every_applied_update_reaches_the_webhook_once_in_order_signed_and_witho
     assert_eq!(ready["events"][0]["name"], "hook");
     assert_eq!(ready["events"][0]["lag_records"], 0, "{ready}");
     assert_eq!(ready["events"][0]["delivered"], 13, "{ready}");
-    let metrics = reqwest::get(format!("{}/metrics", gateway.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gateway).await;
     assert!(
         metrics.contains("attrgate_events_delivered_total{sink=\"hook\"} 13"),
         "{metrics}"
@@ -469,12 +473,7 @@ async fn a_sink_that_fails_hangs_or_is_down_gets_every_event_in_order_once_it_is
         .wait_for(&expected.iter().cloned().collect(), Duration::from_secs(30))
         .await;
     let received: Vec<String> = receiver.received().into_iter().map(|r| r.id).collect();
-    let metrics = reqwest::get(format!("{}/metrics", gateway.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&gateway).await;
     let rotated = std::fs::read_dir(gateway.audit_path().parent().unwrap())
         .unwrap()
         .filter(|e| {
@@ -531,47 +530,15 @@ async fn kill_minus_9_during_delivery_loses_no_event_and_every_updated_record_ar
     // A slow receiver keeps a backlog, so the kill comes in the middle of delivery.
     receiver.state.delay_ms.store(40, Ordering::SeqCst);
     let mut gateway = gateway_with_webhook(&receiver, "").await;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = (0..6)
-        .map(|w| {
-            let (http, url, token, stop) = (
-                http.clone(),
-                gateway.attributes_url(),
-                gateway.token.clone(),
-                stop.clone(),
-            );
-            tokio::spawn(async move {
-                let mut acknowledged = 0;
-                let mut i = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    i += 1;
-                    let body = json!({"attributes": {"given_name": format!("k{w}-{i}")}});
-                    let Ok(response) = http
-                        .patch(&url)
-                        .bearer_auth(&token)
-                        .json(&body)
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    acknowledged += usize::from(response.status() == 200);
-                }
-                acknowledged
-            })
-        })
-        .collect();
+    let workers = spawn_update_load(&gateway, 6, &stop);
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let delivered_at_kill = receiver.received().len();
     gateway.kill_9();
     stop.store(true, Ordering::SeqCst);
     let mut acknowledged = 0;
     for worker in workers {
-        acknowledged += worker.await.unwrap();
+        acknowledged += worker.await.unwrap().len();
     }
     let updated = updated_ids(gateway.audit_path());
     receiver.state.delay_ms.store(0, Ordering::SeqCst);

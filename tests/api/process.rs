@@ -136,6 +136,54 @@ impl Gateway {
     }
 }
 
+/// Workers that PATCH `given_name` of the gateway's user, each with a value of its own,
+/// as fast as they can until `stop` is set or the gateway stops answering. Each worker
+/// returns the request ids of the updates acknowledged with 200.
+pub(crate) fn spawn_update_load(
+    gateway: &Gateway,
+    workers: usize,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    (0..workers)
+        .map(|w| {
+            let (http, url, token, stop) = (
+                http.clone(),
+                gateway.attributes_url(),
+                gateway.token.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    i += 1;
+                    let body =
+                        serde_json::json!({"attributes": {"given_name": format!("w{w}-{i}")}});
+                    let Ok(response) = http
+                        .patch(&url)
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
+                    if response.status() == 200 {
+                        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+                        acknowledged
+                            .push(answer["request_id"].as_str().unwrap_or_default().to_owned());
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect()
+}
+
 /// `attrgate serve --config CONFIG`, its log appended to `log`, with test credentials.
 pub(crate) fn spawn_serve(config: &Path, log: &Path, env: &[(String, String)]) -> Child {
     let log = std::fs::OpenOptions::new()
