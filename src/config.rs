@@ -320,6 +320,40 @@ pub struct EventBridgeSettings {
     pub endpoint_url: Option<String>,
 }
 
+impl EventBridgeSettings {
+    fn validate(&self, at: &str) -> Result<(), String> {
+        let name = &self.bus_name;
+        let plain = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !plain && !name.starts_with("arn:") {
+            return Err(format!(
+                "{at}: eventbridge.bus_name {name:?} must be a bus name (letters, digits, . _ -) or an event-bus ARN"
+            ));
+        }
+        if self.region.as_deref().is_some_and(|region| {
+            region.is_empty()
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        }) {
+            return Err(format!("{at}: eventbridge.region is not a region name"));
+        }
+        if let Some(endpoint) = &self.endpoint_url {
+            let ok = (endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                && reqwest::Url::parse(endpoint).is_ok();
+            if !ok {
+                return Err(format!(
+                    "{at}: eventbridge.endpoint_url must be an http:// or https:// URL"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What kind of sink, as metrics and `/readyz` name it.
 impl SinkSettings {
     #[must_use]
@@ -373,10 +407,10 @@ impl EventsSettings {
                 (Some(webhook), None) => {
                     let scheme_ok =
                         webhook.url.starts_with("https://") || webhook.url.starts_with("http://");
+                    // Not quoted: a URL may carry credentials.
                     if !scheme_ok || reqwest::Url::parse(&webhook.url).is_err() {
                         return Err(format!(
-                            "{at}: webhook.url {:?} must be an http:// or https:// URL",
-                            webhook.url
+                            "{at}: webhook.url must be an http:// or https:// URL"
                         ));
                     }
                     if webhook.secret_env.trim().is_empty() {
@@ -385,11 +419,7 @@ impl EventsSettings {
                         ));
                     }
                 }
-                (None, Some(bus)) => {
-                    if bus.bus_name.trim().is_empty() {
-                        return Err(format!("{at}: eventbridge.bus_name must not be empty"));
-                    }
-                }
+                (None, Some(bus)) => bus.validate(&at)?,
                 _ => {
                     return Err(format!(
                         "{at}: a sink has exactly one kind: webhook or eventbridge"
@@ -865,6 +895,60 @@ audit:
             "{errors:?}"
         );
         assert!(errors[3].contains("must name a host"), "{errors:?}");
+    }
+
+    #[test]
+    fn event_sinks_load_and_each_bad_one_is_refused_naming_what_is_wrong() {
+        let with = |sinks: &str| load(&format!("{MINIMAL}events:\n  sinks:\n{sinks}"), &[]);
+        let good = with(
+            "    - name: crm\n      webhook: {url: \"https://crm.internal/hook\", secret_env: S}\n    - name: bus\n      eventbridge: {bus_name: users, region: eu-west-1}\n",
+        )
+        .unwrap();
+        let refused = |sinks: &str| {
+            let error = with(sinks).unwrap_err();
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        };
+
+        assert_eq!(good.events.sinks.len(), 2);
+        assert_eq!(good.events.types, ["attrgate.attributes.updated"]);
+        assert_eq!(good.events.sinks[1].kind(), "eventbridge");
+        assert!(refused("    - name: k\n      kafka: {topic: t}\n").contains("kafka"));
+        assert!(
+            refused("    - name: k\n").contains("exactly one kind"),
+            "a sink without a kind"
+        );
+        assert!(
+            refused("    - name: CRM\n      eventbridge: {bus_name: b}\n").contains("name \"CRM\"")
+        );
+        assert!(
+            refused("    - name: a\n      eventbridge: {bus_name: b}\n    - name: a\n      eventbridge: {bus_name: c}\n")
+                .contains("used twice")
+        );
+        let secret_url = refused(
+            "    - name: a\n      webhook: {url: \"ftp://user:hunter2@host/x\", secret_env: S}\n",
+        );
+        assert!(secret_url.contains("webhook.url must be"), "{secret_url}");
+        assert!(!secret_url.contains("hunter2"), "{secret_url}");
+        assert!(
+            refused("    - name: a\n      eventbridge: {bus_name: \"a/b\"}\n").contains("bus_name")
+        );
+        assert!(
+            refused("    - name: a\n      eventbridge: {bus_name: b, endpoint_url: \"localhost:5000\"}\n")
+                .contains("endpoint_url")
+        );
+        let bad_type = load(
+            &format!("{MINIMAL}events:\n  types: [attrgate.attributes.deleted]\n"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad_type.contains("unknown type"), "{bad_type}");
     }
 
     #[test]

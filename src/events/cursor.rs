@@ -14,6 +14,10 @@ pub(crate) struct Cursor {
     pub replica: String,
     /// Every record below this `seq` has been delivered (or was no event).
     pub next_seq: u64,
+    /// The `hash` of record `next_seq - 1`: ties the cursor to this very log, so that a
+    /// replaced log of the same length is not taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_hash: Option<String>,
 }
 
 /// Where the cursor of sink `name` lives: beside `audit_path`, named so that a shipper's
@@ -76,6 +80,7 @@ mod tests {
         let cursor = Cursor {
             replica: "gw-1".into(),
             next_seq: 17,
+            last_hash: Some("ab12".into()),
         };
 
         let before = load(&path).unwrap();

@@ -215,6 +215,7 @@ impl Delivery {
             let moved = Cursor {
                 replica: replica.clone(),
                 next_seq: reader.next_seq(),
+                last_hash: reader.last_hash().map(str::to_owned),
             };
             let path = cursor_path.clone();
             let saved = tokio::task::spawn_blocking(move || cursor::save(&path, &moved))

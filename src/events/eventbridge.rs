@@ -1,6 +1,6 @@
 //! The EventBridge sink: `PutEvents` through the AWS SDK, ten entries a call (`Source` =
-//! the event's source, `DetailType` = its type, `Detail` = the whole event). Entries
-//! that fail are tried again; the others are acknowledged.
+//! the event's source, `DetailType` = its type, `Detail` = the whole event). When an
+//! entry fails, it and the entries after it are tried again, so order holds.
 
 use std::time::Duration;
 
@@ -41,8 +41,8 @@ impl EventBridge {
         }
     }
 
-    /// Puts the first ten pending events, removing those EventBridge accepted; an error
-    /// when any is left (the call failed, or some entries did).
+    /// Puts the pending events ten at a time, removing each run EventBridge accepted;
+    /// at the first refused entry, an error with it and those after it still pending.
     pub(crate) async fn deliver(&self, pending: &mut Vec<Outgoing>) -> Result<(), String> {
         while !pending.is_empty() {
             let count = pending.len().min(ENTRIES_PER_CALL);
@@ -67,31 +67,26 @@ impl EventBridge {
                     aws_sdk_eventbridge::error::DisplayErrorContext(error).to_string()
                 })?;
             let results = answer.entries();
-            let mut failed = Vec::new();
-            let mut first_error = None;
-            for (index, event) in pending.drain(..count).enumerate() {
-                // An entry with an error code failed; so does one EventBridge did not answer for.
-                match results.get(index) {
-                    Some(result)
-                        if result.error_code().is_none() && result.event_id().is_some() => {}
-                    other => {
-                        first_error.get_or_insert_with(|| {
-                            other
-                                .and_then(|r| r.error_code())
-                                .unwrap_or("no result for the entry")
-                                .to_owned()
-                        });
-                        failed.push(event);
-                    }
+            // The first entry EventBridge refused (or did not answer for): it and every
+            // entry after it are put again, in order, so that no event overtakes it (the
+            // ones after it come twice: at least once).
+            let refused = (0..count).find(|&index| {
+                results
+                    .get(index)
+                    .is_none_or(|r| r.error_code().is_some() || r.event_id().is_none())
+            });
+            match refused {
+                None => {
+                    pending.drain(..count);
                 }
-            }
-            if !failed.is_empty() {
-                failed.append(pending);
-                *pending = failed;
-                return Err(format!(
-                    "PutEvents refused an entry: {}",
-                    first_error.unwrap_or_default()
-                ));
+                Some(index) => {
+                    pending.drain(..index);
+                    let code = results
+                        .get(index)
+                        .and_then(|r| r.error_code())
+                        .unwrap_or("no result for the entry");
+                    return Err(format!("PutEvents refused an entry: {code}"));
+                }
             }
         }
         Ok(())

@@ -98,34 +98,7 @@ pub(crate) fn start(
         let name = &sink_settings.name;
         let sink = Sink::build(sink_settings, aws, secrets)?;
         let cursor_path = cursor::cursor_path(&settings.audit.path, name);
-        let next_seq = match cursor::load(&cursor_path)? {
-            Some(found) if found.replica != replica => {
-                return Err(format!(
-                    "{}: the cursor of sink {name} walks replica {}'s log, not {replica}'s",
-                    cursor_path.display(),
-                    found.replica
-                ));
-            }
-            Some(found) if found.next_seq > head => {
-                return Err(format!(
-                    "{}: the cursor of sink {name} is at seq {}, beyond the end of the audit log ({head}): the log was replaced. Move the cursor away to start at the log's end, and resend with `attrgate events replay`",
-                    cursor_path.display(),
-                    found.next_seq
-                ));
-            }
-            Some(found) => found.next_seq,
-            None => {
-                // A new sink starts at the end of the log; the cursor is on disk before
-                // any request is served, so nothing written from now on is missed.
-                let fresh = cursor::Cursor {
-                    replica: replica.clone(),
-                    next_seq: head,
-                };
-                cursor::save(&cursor_path, &fresh)
-                    .map_err(|error| format!("cannot write {}: {error}", cursor_path.display()))?;
-                head
-            }
-        };
+        let next_seq = resume_at(&settings.audit.path, &cursor_path, name, &replica, head)?;
         let status = Arc::new(SinkStatus::new(name, sink_settings.kind(), next_seq));
         sinks.push(status.clone());
         tasks.push(Delivery {
@@ -149,6 +122,73 @@ pub(crate) fn start(
         tokio::spawn(task.run());
     }
     Ok(EventsStatus { sinks, durable })
+}
+
+/// Where sink `name` resumes: its cursor, checked against the log (the same replica,
+/// not beyond the log's end, and the record before it has the hash the cursor names);
+/// for a new sink, the end of the log, with the cursor written before any request.
+fn resume_at(
+    audit_path: &std::path::Path,
+    cursor_path: &std::path::Path,
+    name: &str,
+    replica: &str,
+    head: u64,
+) -> Result<u64, String> {
+    let replaced = |what: String| {
+        format!(
+            "{}: the cursor of sink {name} {what}: the log was replaced. Move the cursor away to start at the log's end, and resend with `attrgate events replay`",
+            cursor_path.display()
+        )
+    };
+    let Some(found) = cursor::load(cursor_path)? else {
+        let fresh = cursor::Cursor {
+            replica: replica.to_owned(),
+            next_seq: head,
+            last_hash: None,
+        };
+        cursor::save(cursor_path, &fresh)
+            .map_err(|error| format!("cannot write {}: {error}", cursor_path.display()))?;
+        return Ok(head);
+    };
+    if found.replica != replica {
+        return Err(format!(
+            "{}: the cursor of sink {name} walks replica {}'s log, not {replica}'s",
+            cursor_path.display(),
+            found.replica
+        ));
+    }
+    if found.next_seq > head {
+        return Err(replaced(format!(
+            "is at seq {}, beyond the end of the audit log ({head})",
+            found.next_seq
+        )));
+    }
+    if let (Some(expected), Some(before)) = (&found.last_hash, found.next_seq.checked_sub(1)) {
+        let mut reader = LogReader::new(audit_path, before);
+        let record = reader
+            .read(found.next_seq, 1)
+            .map_err(|error| format!("cannot read {}: {error}", audit_path.display()))?;
+        let hash = record
+            .first()
+            .filter(|r| cloud::seq_of(r) == Some(before))
+            .and_then(|r| r.get("hash"))
+            .and_then(serde_json::Value::as_str);
+        match hash {
+            Some(hash) if hash != expected => {
+                return Err(replaced(format!(
+                    "names record {before} with hash {expected}, but the log's record {before} has {hash}"
+                )));
+            }
+            // Deleted by retention: nothing to compare.
+            None => tracing::warn!(
+                sink = name,
+                seq = before,
+                "the record before the cursor is no longer in the log; not checked"
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(found.next_seq)
 }
 
 /// Where `events replay` starts: `<replica>:<seq>`.
@@ -261,7 +301,53 @@ pub async fn replay(
 
 #[cfg(test)]
 mod tests {
-    use super::parse_position;
+    use std::io::Write;
+
+    use super::cursor::{Cursor, cursor_path, load, save};
+    use super::{parse_position, resume_at};
+
+    #[test]
+    fn a_cursor_resumes_only_on_the_log_it_was_written_for() {
+        let dir = std::env::temp_dir().join(format!("attrgate-resume-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("audit.jsonl");
+        let mut file = std::fs::File::create(&log).unwrap();
+        for seq in 0..5 {
+            writeln!(
+                file,
+                "{}",
+                serde_json::json!({"seq": seq, "hash": format!("h{seq}")})
+            )
+            .unwrap();
+        }
+        let path = cursor_path(&log, "crm");
+        let at = |next_seq: u64, last_hash: &str, replica: &str| {
+            let cursor = Cursor {
+                replica: replica.into(),
+                next_seq,
+                last_hash: Some(last_hash.into()),
+            };
+            save(&path, &cursor).unwrap();
+            resume_at(&log, &path, "crm", "gw", 5)
+        };
+
+        let fresh = resume_at(&log, &path, "crm", "gw", 5);
+        let written = load(&path).unwrap().unwrap();
+        let same_log = at(3, "h2", "gw");
+        let replaced = at(3, "other", "gw");
+        let beyond = at(9, "h8", "gw");
+        let other_replica = at(3, "h2", "gw-2");
+
+        assert_eq!(fresh, Ok(5));
+        assert_eq!(
+            written.next_seq, 5,
+            "a new sink's cursor is on disk at once"
+        );
+        assert_eq!(same_log, Ok(3));
+        assert!(replaced.unwrap_err().contains("the log was replaced"));
+        assert!(beyond.unwrap_err().contains("beyond the end"));
+        assert!(other_replica.unwrap_err().contains("replica gw-2"));
+    }
 
     #[test]
     fn a_position_is_a_replica_and_a_seq_and_the_replica_may_hold_colons() {

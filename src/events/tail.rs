@@ -3,7 +3,7 @@
 //! writer rotated it) is read to its end before the next one is opened.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +16,8 @@ use crate::audit::log_files;
 pub(crate) struct LogReader {
     path: PathBuf,
     next_seq: u64,
+    /// The `hash` of the record before `next_seq`, once one was read.
+    last_hash: Option<String>,
     open: Option<OpenFile>,
     /// Records that were due but are no longer in the log (deleted files), so far.
     missing: u64,
@@ -24,8 +26,17 @@ pub(crate) struct LogReader {
 struct OpenFile {
     reader: BufReader<File>,
     inode: u64,
-    /// A line not yet ended by `\n` (the writer is still writing it).
-    partial: Vec<u8>,
+    /// Where the next line starts: the end of the last line taken. Each read starts
+    /// here again, so that bytes read ahead (a batch not yet synced, which the writer
+    /// may still cut) are never taken from a buffer.
+    offset: u64,
+}
+
+/// A file of the log, opened once, with the `seq` of its first record.
+struct Candidate {
+    file: File,
+    inode: u64,
+    first: u64,
 }
 
 impl LogReader {
@@ -33,6 +44,7 @@ impl LogReader {
         Self {
             path: path.to_owned(),
             next_seq,
+            last_hash: None,
             open: None,
             missing: 0,
         }
@@ -43,45 +55,72 @@ impl LogReader {
         self.next_seq
     }
 
+    /// The `hash` of the last record read, if any was.
+    pub(crate) fn last_hash(&self) -> Option<&str> {
+        self.last_hash.as_deref()
+    }
+
     /// How many records were due but no longer in the log.
     pub(crate) fn missing(&self) -> u64 {
         self.missing
     }
 
     /// At most `max` records with `seq` from `next_seq` up to (not including) `until`,
-    /// in order; fewer when the files hold no more yet.
+    /// in order; fewer when the files hold no more yet. Records at or after `until`
+    /// are not taken (they may not be durable yet).
     ///
     /// # Errors
-    /// A file of the log cannot be read, or a line in it is not JSON.
+    /// A file of the log cannot be read, or a line in it is not JSON. Nothing read in
+    /// this call is taken then: the next call starts where this one did.
     pub(crate) fn read(&mut self, until: u64, max: usize) -> std::io::Result<Vec<Value>> {
+        let (next_seq, last_hash, missing) = (self.next_seq, self.last_hash.clone(), self.missing);
+        let result = self.read_on(until, max);
+        if result.is_err() {
+            (self.next_seq, self.last_hash, self.missing) = (next_seq, last_hash, missing);
+            self.open = None;
+        }
+        result
+    }
+
+    fn read_on(&mut self, until: u64, max: usize) -> std::io::Result<Vec<Value>> {
         let mut records = Vec::new();
-        let mut relocated = false;
+        // The inode of a file read to its end without reaching `next_seq`.
+        let mut exhausted = None;
+        if let Some(open) = &mut self.open {
+            open.reader.seek(SeekFrom::Start(open.offset))?;
+        }
         while self.next_seq < until && records.len() < max {
             if self.open.is_none() {
-                self.open = self.locate()?;
+                self.open = self.locate(exhausted)?;
                 if self.open.is_none() {
                     break;
                 }
             }
             let open = self.open.as_mut().expect("opened above");
-            let Some(line) = open.next_line()? else {
+            let Some((line, length)) = open.next_line()? else {
                 // The end of this file. If the writer has moved on to a new file, this one
                 // is complete: go on in the next. Otherwise there is nothing more yet.
-                if relocated || self.same_file_as_path() {
+                let inode = open.inode;
+                if exhausted == Some(inode) || self.same_file_as_path() {
                     break;
                 }
+                exhausted = Some(inode);
                 self.open = None;
-                relocated = true;
                 continue;
             };
-            relocated = false;
             let record: Value = serde_json::from_slice(&line).map_err(|error| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("an audit line is not JSON: {error}"),
                 )
             })?;
-            let Some(seq) = seq_of(&record) else { continue };
+            let seq = seq_of(&record);
+            if seq.is_some_and(|seq| seq >= until) {
+                // Written, perhaps not yet synced: not taken, read again next time.
+                break;
+            }
+            open.offset += length;
+            let Some(seq) = seq else { continue };
             if seq < self.next_seq {
                 continue;
             }
@@ -94,6 +133,10 @@ impl LogReader {
                 );
             }
             self.next_seq = seq + 1;
+            self.last_hash = record
+                .get("hash")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             records.push(record);
         }
         Ok(records)
@@ -106,65 +149,83 @@ impl LogReader {
     }
 
     /// Opens the file that holds `next_seq`: the newest whose first record is at or
-    /// before it (or the oldest, when every file starts after it).
-    fn locate(&self) -> std::io::Result<Option<OpenFile>> {
-        let mut chosen: Option<PathBuf> = None;
-        for file in log_files(&self.path)? {
-            let Some(first) = first_seq(&file)? else {
-                continue;
-            };
-            if first <= self.next_seq || chosen.is_none() {
-                chosen = Some(file);
-            }
-            if first > self.next_seq {
-                break;
+    /// before it, unless that is `exhausted` (read to its end without it: records are
+    /// missing), then the one after. When every file starts after `next_seq`, the
+    /// oldest. Each file is opened once, so a rotation between listing and opening
+    /// cannot swap it; a gap is looked for twice, after a fresh listing.
+    fn locate(&self, exhausted: Option<u64>) -> std::io::Result<Option<OpenFile>> {
+        let mut found = self.choose(exhausted)?;
+        if found.as_ref().is_some_and(|c| c.first > self.next_seq) {
+            found = self.choose(exhausted)?;
+        }
+        let Some(candidate) = found else {
+            return Ok(None);
+        };
+        let mut file = candidate.file;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Some(OpenFile {
+            reader: BufReader::with_capacity(256 * 1024, file),
+            inode: candidate.inode,
+            offset: 0,
+        }))
+    }
+
+    fn choose(&self, exhausted: Option<u64>) -> std::io::Result<Option<Candidate>> {
+        let mut candidates = Vec::new();
+        for path in log_files(&self.path)? {
+            if let Some(candidate) = open_candidate(&path)? {
+                candidates.push(candidate);
             }
         }
-        let path = chosen.unwrap_or_else(|| self.path.clone());
-        match File::open(&path) {
-            Ok(file) => {
-                let inode = file.metadata()?.ino();
-                Ok(Some(OpenFile {
-                    reader: BufReader::with_capacity(256 * 1024, file),
-                    inode,
-                    partial: Vec::new(),
-                }))
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+        let holding = candidates
+            .iter()
+            .rposition(|candidate| candidate.first <= self.next_seq);
+        let index = match holding {
+            Some(at) if Some(candidates[at].inode) == exhausted => at + 1,
+            Some(at) => at,
+            None => 0,
+        };
+        Ok((index < candidates.len()).then(|| candidates.swap_remove(index)))
     }
 }
 
 impl OpenFile {
-    /// The next whole line, without its `\n`; `None` at the end of what is written.
-    fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let read = self.reader.read_until(b'\n', &mut self.partial)?;
-        if read == 0 || self.partial.last() != Some(&b'\n') {
+    /// The next whole line, without its `\n`, and its length with it; `None` at the end
+    /// of what is written (a line not yet ended is left for the next read).
+    fn next_line(&mut self) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+        let mut line = Vec::new();
+        let read = self.reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            if read > 0 {
+                self.reader.seek(SeekFrom::Start(self.offset))?;
+            }
             return Ok(None);
         }
-        let mut line = std::mem::take(&mut self.partial);
+        let length = line.len() as u64;
         line.pop();
-        Ok(Some(line))
+        Ok(Some((line, length)))
     }
 }
 
-/// The `seq` of a file's first record; `None` for an empty or missing file.
-fn first_seq(path: &Path) -> std::io::Result<Option<u64>> {
+/// A file of the log opened once, with the `seq` of its first record; `None` for an
+/// empty or missing file, or one whose first line is not whole yet.
+fn open_candidate(path: &Path) -> std::io::Result<Option<Candidate>> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
+    let inode = file.metadata()?.ino();
     let mut line = Vec::new();
-    BufReader::new(file).read_until(b'\n', &mut line)?;
+    BufReader::new(&file).read_until(b'\n', &mut line)?;
     if line.last() != Some(&b'\n') {
         return Ok(None);
     }
-    Ok(serde_json::from_slice::<Value>(&line)
+    let first = serde_json::from_slice::<Value>(&line)
         .ok()
         .as_ref()
-        .and_then(seq_of))
+        .and_then(seq_of);
+    Ok(first.map(|first| Candidate { file, inode, first }))
 }
 
 #[cfg(test)]
@@ -279,5 +340,83 @@ mod tests {
 
         assert_eq!(seqs(&read), [5, 6, 7]);
         assert_eq!(reader.missing(), 3);
+    }
+
+    fn append_hashed(path: &Path, seqs: std::ops::Range<u64>, hash: &str) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for seq in seqs {
+            writeln!(
+                file,
+                "{}",
+                serde_json::json!({"seq": seq, "hash": format!("{hash}{seq}")})
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn bytes_read_ahead_of_the_durable_mark_are_read_again_after_the_writer_cut_and_rewrote_them() {
+        let path = temp_log();
+        append_hashed(&path, 0..3, "kept");
+        let durable_len = std::fs::metadata(&path).unwrap().len();
+        append_hashed(&path, 3..5, "cut");
+        let mut reader = LogReader::new(&path, 0);
+
+        let first = reader.read(3, 100).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(durable_len)
+            .unwrap();
+        append_hashed(&path, 3..5, "new");
+        let rest = reader.read(5, 100).unwrap();
+
+        assert_eq!(seqs(&first), [0, 1, 2]);
+        let hashes: Vec<&str> = rest.iter().map(|r| r["hash"].as_str().unwrap()).collect();
+        assert_eq!(hashes, ["new3", "new4"]);
+        assert_eq!(reader.last_hash(), Some("new4"));
+    }
+
+    #[test]
+    fn a_read_that_fails_takes_nothing_and_the_next_one_starts_where_it_did() {
+        let path = temp_log();
+        append(&path, 0..3);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"not json\n")
+            .unwrap();
+        let mut reader = LogReader::new(&path, 1);
+
+        let failed = reader.read(u64::MAX, 100);
+
+        assert!(failed.is_err());
+        assert_eq!(reader.next_seq(), 1);
+        assert_eq!(reader.missing(), 0);
+    }
+
+    #[test]
+    fn a_rotated_file_deleted_in_the_middle_is_counted_missing_and_reading_goes_on_in_the_next() {
+        let path = temp_log();
+        append(&path, 0..5);
+        rotate(&path, 1);
+        append(&path, 5..9);
+        rotate(&path, 2);
+        append(&path, 9..12);
+        let mut second = path.as_os_str().to_owned();
+        second.push(".00000002");
+        std::fs::remove_file(second).unwrap();
+
+        let mut reader = LogReader::new(&path, 3);
+        let read = reader.read(u64::MAX, 100).unwrap();
+
+        assert_eq!(seqs(&read), [3, 4, 9, 10, 11]);
+        assert_eq!(reader.missing(), 4);
     }
 }

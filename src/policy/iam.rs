@@ -129,6 +129,10 @@ pub fn iam_policy(policy: &Policy, options: &IamOptions) -> Value {
             .event_buses
             .iter()
             .map(|bus| {
+                // A bus named by its ARN is its own resource.
+                if bus.name.starts_with("arn:") {
+                    return bus.name.clone();
+                }
                 format!(
                     "arn:{}:events:{}:{}:event-bus/{}",
                     options.partition.as_str(),
@@ -274,6 +278,10 @@ mod tests {
                     name: "audit".into(),
                     region: None,
                 },
+                EventBus {
+                    name: "arn:aws:events:us-west-2:210987654321:event-bus/shared".into(),
+                    region: None,
+                },
             ],
             ..options()
         };
@@ -292,7 +300,8 @@ mod tests {
             last["Resource"],
             json!([
                 "arn:aws:events:*:123456789012:event-bus/audit",
-                "arn:aws:events:eu-west-1:123456789012:event-bus/users"
+                "arn:aws:events:eu-west-1:123456789012:event-bus/users",
+                "arn:aws:events:us-west-2:210987654321:event-bus/shared"
             ])
         );
         assert!(!without.to_string().contains("events:"));
