@@ -60,6 +60,9 @@ pub(super) struct FileStore {
     rotate_bytes: Option<u64>,
     /// The file name the last record went to (the current file, or its rotated name).
     last_file: String,
+    /// A failed write could not be cut back: lines that were never acknowledged may be
+    /// in the file, so nothing more is written to it until a restart repairs the log.
+    broken: bool,
 }
 
 fn file_name(path: &Path) -> String {
@@ -203,6 +206,7 @@ impl FileStore {
                 len: complete_len,
                 rotate_bytes,
                 last_file: file_name(path),
+                broken: false,
             },
             head,
             torn,
@@ -236,6 +240,11 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
 
 impl AuditStore for FileStore {
     fn append_durable(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.broken {
+            return Err(std::io::Error::other(
+                "an earlier failed write could not be cut from the audit file; restart attrgate",
+            ));
+        }
         let result = self
             .file
             .write_all(bytes)
@@ -252,8 +261,12 @@ impl AuditStore for FileStore {
                 Ok(())
             }
             Err(error) => {
-                // Cut whatever part of the batch reached the file, so the chain stays whole.
-                let _ = self.file.set_len(self.len);
+                // Cut whatever part of the batch reached the file, so the chain stays whole
+                // (and no reader of the file takes the unacknowledged lines for records).
+                if let Err(cut) = self.file.set_len(self.len) {
+                    tracing::error!(error = %crate::report::chain(&cut), "cannot cut a failed audit write; refusing further writes");
+                    self.broken = true;
+                }
                 Err(error)
             }
         }

@@ -159,6 +159,7 @@ impl Delivery {
         } = self;
         let mut reader = Some(reader);
         let mut read_failures = 0;
+        let mut empty_reads = 0;
         loop {
             let until = *durable.borrow_and_update();
             let next = status.next_seq();
@@ -198,10 +199,18 @@ impl Delivery {
                 }
             };
             if records.is_empty() {
-                // Durable records not yet visible (a rotation in progress): look again soon.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Durable records not yet visible (a rotation in progress), or gone (files
+                // deleted while the writer is idle): look again, less often each time.
+                empty_reads += 1;
+                tokio::time::sleep(
+                    Duration::from_millis(20)
+                        .saturating_mul(1 << empty_reads.min(6))
+                        .min(IDLE_POLL),
+                )
+                .await;
                 continue;
             }
+            empty_reads = 0;
             let events = outgoing(&records, types, &replica);
             let count = events.len() as u64;
             let _ = deliver_all(&sink, events, max_backoff, None, |error| {
