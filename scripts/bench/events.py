@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import AUDIT_KEY, HS_SECRET, POLICY, ROOT, TICKS, free_port, parse_wrk, token, wait_http, wait_port  # noqa: E402
+from compare import AUDIT_KEY, HS_SECRET, POLICY, ROOT, Fleet, cpu_seconds, free_port, parse_wrk, token, wait_http, wait_port  # noqa: E402
 
 SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789!").decode()
 
@@ -41,23 +41,13 @@ def readyz(port):
         return json.load(r)["events"][0]
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+class Bench(Fleet):
+    """compare.py's fleet (its process handling), with a webhook sink instead of nginx in front."""
 
-
-class Bench:
     def __init__(self, out, args):
-        self.out = out
+        super().__init__(out, str(ROOT / "target/release/attrgate"))
         self.args = args
-        self.procs = []
         self.ports = {name: free_port() for name in ("stub", "gate", "hook")}
-
-    def spawn(self, args, log, **kw):
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(self.out / log, "w"), **kw)
-        self.procs.append(proc)
-        return proc
 
     def start_gateway(self):
         p = self.ports
@@ -94,7 +84,7 @@ events:
                    ATTRGATE_BENCH_WEBHOOK_SECRET=SECRET,
                    AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1")
         env.pop("RUST_LOG", None)
-        self.gate = self.spawn([str(ROOT / "target/release/attrgate"), "serve", "--config", str(self.out / "attrgate.yaml")],
+        self.gate = self.spawn([self.attrgate, "serve", "--config", str(self.out / "attrgate.yaml")],
                                "attrgate.log", env=env)
         wait_http(f"http://127.0.0.1:{p['gate']}/readyz")
         wait_port(p["stub"])
@@ -139,9 +129,9 @@ http {{
             status = readyz(self.ports["gate"])
             now = time.monotonic()
             if first is None and status["delivered"] > 0:
-                first, delivered_first, cpu_first = now, status["delivered"], cpu_seconds(self.gate.pid)
+                first, delivered_first, cpu_first = now, status["delivered"], cpu_seconds([self.gate.pid])
             if status["lag_records"] == 0:
-                done, delivered_done, cpu_done = now, status["delivered"], cpu_seconds(self.gate.pid)
+                done, delivered_done, cpu_done = now, status["delivered"], cpu_seconds([self.gate.pid])
                 break
             time.sleep(0.02)
         nginx.terminate()
@@ -225,16 +215,6 @@ http {{
             "send_max_ms": after_send[-1],
             "max_lag_records": max(lags),
         }
-
-    def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def main():

@@ -16,4 +16,5 @@ pub use permit::{Intent, WritePermit};
 pub use record::{AuditRecord, Event, Outcome};
 pub(crate) use record::{ConditionRecord, DecisionRecord, KeyError, ValueHasher};
 pub(crate) use search::{CheckpointCheck, SearchQuery, display_replica, search, verify_logs};
-pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead, WriterOptions, log_files};
+pub(crate) use writer::log_files;
+pub use writer::{AuditCounters, AuditLog, AuditStore, ChainHead, WriterOptions};

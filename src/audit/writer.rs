@@ -108,7 +108,7 @@ pub(super) fn rotated_files(path: &Path) -> std::io::Result<Vec<(u64, PathBuf)>>
 ///
 /// # Errors
 /// The directory cannot be read.
-pub fn log_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn log_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = rotated_files(path)?.into_iter().map(|(_, p)| p).collect();
     files.push(path.to_owned());
     Ok(files)

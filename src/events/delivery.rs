@@ -51,6 +51,11 @@ impl SinkStatus {
         self.next_seq.load(Ordering::Acquire)
     }
 
+    /// Records below `head` (the writer's durable mark) this sink has not gone past.
+    pub(crate) fn lag(&self, head: u64) -> u64 {
+        head.saturating_sub(self.next_seq())
+    }
+
     /// Events acknowledged by the sink since start-up.
     pub(crate) fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Acquire)
@@ -162,11 +167,9 @@ impl Delivery {
         let mut empty_reads = 0;
         loop {
             let until = *durable.borrow_and_update();
-            let next = status.next_seq();
-            metrics
-                .lag
-                .set(i64::try_from(until.saturating_sub(next)).unwrap_or(i64::MAX));
-            if next >= until {
+            let lag = status.lag(until);
+            metrics.lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
+            if lag == 0 {
                 if let Ok(Err(_)) = tokio::time::timeout(IDLE_POLL, durable.changed()).await {
                     // The writer has stopped: nothing more will come; look now and then.
                     tokio::time::sleep(IDLE_POLL).await;

@@ -52,7 +52,7 @@ impl EventBridge {
                     PutEventsRequestEntry::builder()
                         .event_bus_name(&self.bus_name)
                         .source(&event.source)
-                        .detail_type(&event.kind)
+                        .detail_type(event.kind)
                         .detail(&event.body)
                         .build()
                 })

@@ -65,7 +65,7 @@ impl EventsStatus {
             .map(|sink| SinkReport {
                 name: sink.name.clone(),
                 kind: sink.kind,
-                lag_records: head.saturating_sub(sink.next_seq()),
+                lag_records: sink.lag(head),
                 next_seq: sink.next_seq(),
                 delivered: sink.delivered(),
                 missing: sink.missing(),

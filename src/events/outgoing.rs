@@ -7,7 +7,7 @@ use super::cloud::CloudEvent;
 pub(crate) struct Outgoing {
     pub id: String,
     pub source: String,
-    pub kind: String,
+    pub kind: &'static str,
     /// The CloudEvents structured JSON.
     pub body: String,
 }
@@ -17,7 +17,7 @@ impl Outgoing {
         Self {
             id: event.id.clone(),
             source: event.source.clone(),
-            kind: event.kind.to_owned(),
+            kind: event.kind,
             body: serde_json::to_string(event).expect("an event serialises"),
         }
     }

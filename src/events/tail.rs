@@ -255,20 +255,27 @@ mod tests {
         dir.join("audit.jsonl")
     }
 
-    fn append(path: &Path, seqs: std::ops::Range<u64>) {
-        let mut file = std::fs::OpenOptions::new()
+    /// Appends raw bytes to the log, as the writer would (or a torn write).
+    fn write_raw(path: &Path, bytes: &[u8]) {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
+            .unwrap()
+            .write_all(bytes)
             .unwrap();
+    }
+
+    /// Appends records `seqs`, each with the hash `<hash><seq>`.
+    fn append_hashed(path: &Path, seqs: std::ops::Range<u64>, hash: &str) {
         for seq in seqs {
-            writeln!(
-                file,
-                "{}",
-                serde_json::json!({"seq": seq, "event": "outcome"})
-            )
-            .unwrap();
+            let record = serde_json::json!({"seq": seq, "hash": format!("{hash}{seq}")});
+            write_raw(path, format!("{record}\n").as_bytes());
         }
+    }
+
+    fn append(path: &Path, seqs: std::ops::Range<u64>) {
+        append_hashed(path, seqs, "h");
     }
 
     fn seqs(records: &[Value]) -> Vec<u64> {
@@ -317,22 +324,12 @@ mod tests {
     fn nothing_at_or_beyond_until_is_read_and_a_half_written_line_waits() {
         let path = temp_log();
         append(&path, 0..4);
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"seq\": 4, \"ev")
-            .unwrap();
+        write_raw(&path, b"{\"seq\": 4, \"ev");
         let mut reader = LogReader::new(&path, 0);
 
         let durable = reader.read(3, 100).unwrap();
         let rest = reader.read(u64::MAX, 100).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"ent\": \"outcome\"}\n")
-            .unwrap();
+        write_raw(&path, b"ent\": \"outcome\"}\n");
         let finished = reader.read(u64::MAX, 100).unwrap();
 
         assert_eq!(seqs(&durable), [0, 1, 2]);
@@ -355,22 +352,6 @@ mod tests {
 
         assert_eq!(seqs(&read), [5, 6, 7]);
         assert_eq!(reader.missing(), 3);
-    }
-
-    fn append_hashed(path: &Path, seqs: std::ops::Range<u64>, hash: &str) {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        for seq in seqs {
-            writeln!(
-                file,
-                "{}",
-                serde_json::json!({"seq": seq, "hash": format!("{hash}{seq}")})
-            )
-            .unwrap();
-        }
     }
 
     #[test]
@@ -401,12 +382,7 @@ mod tests {
     fn a_read_that_fails_takes_nothing_and_the_next_one_starts_where_it_did() {
         let path = temp_log();
         append(&path, 0..3);
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"not json\n")
-            .unwrap();
+        write_raw(&path, b"not json\n");
         let mut reader = LogReader::new(&path, 1);
 
         let failed = reader.read(u64::MAX, 100);
